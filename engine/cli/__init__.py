@@ -1,0 +1,1 @@
+"""The `engine` command line. Each subcommand lives in its own module."""

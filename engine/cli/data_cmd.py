@@ -1,0 +1,44 @@
+"""`engine data inspect FILE --model M`: format, counts, token lengths and a masked sample."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("data", help="Inspect a dataset before training.")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
+    ins = dsub.add_parser(
+        "inspect",
+        help="Show format, record count, token-length stats and a rendered sample with masked parts marked.",
+        description="Read a data file the way `engine train` will and report what the model will learn from.",
+    )
+    ins.add_argument("file", help="Data file (.jsonl/.json/.csv/.parquet) or saved dataset folder.")
+    ins.add_argument("--model", default="smollm2-135m-instruct", help="Model whose tokenizer and chat template to use.")
+    ins.add_argument("--max-len", type=int, default=1024, help="Sequence length to check against (sequence.max_len).")
+    ins.add_argument("--format", default="auto", help="Record format (data.format); auto-detected by default.")
+    ins.add_argument("--columns", default=None, help="Column mapping as YAML, e.g. '{instruction: q, output: a}'.")
+    ins.add_argument("--system-prompt", default=None, help="System prompt for conversations without one.")
+    ins.add_argument("--on-error", choices=["abort", "skip"], default="abort", help="Malformed records: abort or skip.")
+    ins.add_argument("--sample", type=int, default=0, help="Which record to render as the sample (0-based).")
+    ins.add_argument("--json", action="store_true", help="Print the report as JSON.")
+    ins.set_defaults(run=run_inspect)
+    p.set_defaults(run=lambda args: (p.print_help(), 2)[1])
+
+
+def run_inspect(args) -> int:
+    import yaml
+
+    from engine.data.inspect import format_report, inspect_data
+    from engine.models.loading import load_tokenizer
+
+    columns = yaml.safe_load(args.columns) if args.columns else {}
+    tokenizer = load_tokenizer(args.model)
+    report = inspect_data(args.file, tokenizer, args.max_len, args.format, columns, args.system_prompt,
+                          args.on_error, args.sample)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(format_report(report, color=sys.stdout.isatty()))
+    return 0

@@ -1,0 +1,57 @@
+"""`engine`: the headless edgetune CLI.
+
+    engine --help
+    engine data inspect assets/datasets/acme_facts.jsonl --model smollm2-135m-instruct
+    engine train assets/presets/cpu_quickstart.yaml lr=1e-3
+
+Subcommands are a registry of modules; each module adds its parser and a
+`run(args)` function. Only the chosen subcommand's heavy imports (torch,
+transformers) ever happen, inside `run`, so `engine --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from engine import __version__
+from engine.errors import EdgetuneError
+
+# name -> module with add_parser(subparsers) and run(args) -> int
+COMMANDS = {
+    "data": "engine.cli.data_cmd",
+    "config": "engine.cli.config_cmd",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="engine",
+        description="edgetune engine: fine-tune an open LLM with QLoRA, export it to GGUF/ONNX and chat with it.",
+    )
+    parser.add_argument("--version", action="version", version=f"edgetune {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        importlib.import_module(module).add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 0 if args.command is None else 2
+    try:
+        return int(args.run(args) or 0)
+    except EdgetuneError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

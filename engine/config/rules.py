@@ -1,0 +1,107 @@
+"""Checks that look at more than one config value at a time.
+
+Each rule is a small function registered in RULES; it returns an error message
+or None. Keeping them in one list makes the set of forbidden combinations easy
+to read and to extend.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from engine.errors import ConfigError
+
+Rule = Callable[["RunConfig"], Optional[str]]  # noqa: F821
+RULES: list[Rule] = []
+
+
+def rule(fn: Rule) -> Rule:
+    RULES.append(fn)
+    return fn
+
+
+@rule
+def quantised_base_needs_adapter(cfg) -> Optional[str]:
+    if cfg.method in ("full", "freeze") and cfg.quant.load_in in ("4bit", "8bit"):
+        return (
+            f"method={cfg.method} trains the base weights, which cannot be stored in "
+            f"quant.load_in={cfg.quant.load_in}. Use method=qlora (or lora/dora) for a quantised "
+            f"base, or set quant.load_in=none."
+        )
+    return None
+
+
+@rule
+def qlora_needs_quantised_base(cfg) -> Optional[str]:
+    if cfg.method == "qlora" and cfg.quant.load_in == "none":
+        return "method=qlora means LoRA on a 4-bit base; quant.load_in=none contradicts it. Use method=lora or quant.load_in=4bit."
+    return None
+
+
+@rule
+def lr_positive(cfg) -> Optional[str]:
+    if not cfg.optim.lr > 0:
+        return f"optim.lr must be > 0 (got {cfg.optim.lr}); LoRA usually wants 1e-4..2e-4."
+    return None
+
+
+@rule
+def some_length_of_training(cfg) -> Optional[str]:
+    if cfg.optim.max_steps < 0 or cfg.optim.epochs <= 0 and cfg.optim.max_steps == 0:
+        return "Set optim.epochs > 0 or optim.max_steps > 0 (max_steps wins when both are set)."
+    return None
+
+
+@rule
+def positive_sizes(cfg) -> Optional[str]:
+    for key, value in (("lora.r", cfg.lora.r), ("lora.alpha", cfg.lora.alpha),
+                       ("sequence.max_len", cfg.sequence.max_len), ("optim.grad_accum", cfg.optim.grad_accum),
+                       ("train.logging_steps", cfg.train.logging_steps)):
+        if value <= 0:
+            return f"{key} must be a positive integer (got {value})."
+    if cfg.optim.batch_size != "auto" and cfg.optim.batch_size <= 0:
+        return f"optim.batch_size must be a positive integer or 'auto' (got {cfg.optim.batch_size})."
+    if cfg.sequence.max_len < 16:
+        return f"sequence.max_len={cfg.sequence.max_len} is too short to hold a prompt and an answer; use 128 or more."
+    return None
+
+
+@rule
+def fractions_in_range(cfg) -> Optional[str]:
+    for key, value in (("data.eval_split", cfg.data.eval_split), ("optim.warmup_ratio", cfg.optim.warmup_ratio),
+                       ("lora.dropout", cfg.lora.dropout)):
+        if not 0.0 <= value < 1.0:
+            return f"{key} must be in [0, 1) (got {value})."
+    return None
+
+
+@rule
+def early_stopping_needs_eval(cfg) -> Optional[str]:
+    if cfg.train.early_stopping_patience > 0 and cfg.data.eval_split == 0 and not cfg.data.eval_path:
+        return "train.early_stopping_patience needs eval data: set data.eval_split (e.g. 0.1) or data.eval_path."
+    return None
+
+
+@rule
+def known_export_targets(cfg) -> Optional[str]:
+    bad = [t for t in cfg.export.targets if t not in ("gguf", "onnx")]
+    if bad:
+        return f"export.targets has unknown target(s) {bad}; allowed values: gguf, onnx."
+    return None
+
+
+@rule
+def known_gguf_quant(cfg) -> Optional[str]:
+    from engine.config.quant_types import GGUF_TYPES
+
+    if cfg.export.gguf_quant.lower() not in GGUF_TYPES:
+        return f"export.gguf_quant={cfg.export.gguf_quant!r} is unknown; allowed values: {', '.join(GGUF_TYPES)}."
+    return None
+
+
+def check_combinations(cfg) -> None:
+    """Raise ConfigError with the first broken rule's message."""
+    for fn in RULES:
+        msg = fn(cfg)
+        if msg:
+            raise ConfigError(msg)

@@ -1,0 +1,232 @@
+"""The one typed run config.
+
+Every option of a training run lives here, once, with its help text. The CLI's
+`key=value` overrides, the YAML presets, the desktop app's form fields and their
+tooltips, and `engine config --help-fields` all read these dataclasses, so this
+file is the single documentation of every option.
+
+Sections are dataclasses; a field's `metadata["help"]` is its documentation and
+`metadata["choices"]` (when present) the allowed values. Values that are decided
+at train start from the machine (batch size, gradient checkpointing, backend)
+accept the string "auto".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional, Union
+
+Auto = Literal["auto"]
+
+
+def opt(default: Any, help: str, **extra: Any) -> Any:
+    """A dataclass field with help text (and optional extra metadata)."""
+    meta = {"help": help, **extra}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class ModelSettings:
+    name_or_path: str = opt(
+        "smollm2-135m-instruct",
+        "Model to fine-tune: the bundled default 'smollm2-135m-instruct', a local Hugging Face "
+        "folder, a single .gguf file (de-quantised once and cached) or a hub id such as "
+        "'HuggingFaceTB/SmolLM2-360M-Instruct' (needs network the first time).",
+    )
+    revision: Optional[str] = opt(None, "Hub revision (branch, tag or commit) when name_or_path is a hub id.")
+    chat_template: Optional[str] = opt(
+        None,
+        "Jinja chat template to use instead of the model's own (a file path or the template "
+        "text). Leave empty to use the tokenizer's template; base models without one get a "
+        "simple '### User / ### Assistant' template.",
+    )
+    trust_remote_code: bool = opt(False, "Allow model code from the hub to run. Off unless you trust the repo.")
+
+
+@dataclass
+class DataSettings:
+    path: str = opt(
+        "",
+        "Training data: a .json/.jsonl/.csv/.parquet file or a folder saved with "
+        "datasets.save_to_disk. Alpaca, ShareGPT, OpenAI 'messages', raw text and "
+        "preference (prompt/chosen/rejected) records are detected automatically.",
+    )
+    format: str = opt(
+        "auto",
+        "Record format; 'auto' detects it from the first record.",
+        choices=["auto", "alpaca", "sharegpt", "messages", "text", "preference"],
+    )
+    columns: dict = opt(
+        {},
+        "Map the format's field names to your columns, e.g. {instruction: question, output: "
+        "answer} or {text: body}. Fields: alpaca instruction/input/output/system; sharegpt "
+        "conversations; messages messages; text text; preference prompt/chosen/rejected.",
+    )
+    system_prompt: Optional[str] = opt(None, "System prompt added to every conversation that has none.")
+    on_error: str = opt(
+        "abort",
+        "What to do with a malformed record: 'abort' stops with its file:line, 'skip' drops it "
+        "and counts it.",
+        choices=["abort", "skip"],
+    )
+    eval_split: float = opt(
+        0.0,
+        "Fraction of records held out for evaluation (0 = none). Needed for early stopping.",
+    )
+    eval_path: Optional[str] = opt(None, "A separate evaluation file; overrides eval_split.")
+
+
+@dataclass
+class SequenceSettings:
+    max_len: int = opt(
+        1024,
+        "Longest training sequence in tokens. Longer records are truncated (keeping the EOS) "
+        "and counted; raw text is cut into windows of this length.",
+    )
+    packing: bool = opt(
+        False,
+        "Pack several short samples into one sequence to remove padding waste; position ids "
+        "restart per sample so samples do not attend to each other.",
+    )
+
+
+@dataclass
+class QuantSettings:
+    load_in: str = opt(
+        "auto",
+        "Precision of the frozen base weights: 'auto' = 4bit for method qlora, 16/32-bit "
+        "otherwise; '4bit' (bitsandbytes), '8bit' or 'none'.",
+        choices=["auto", "4bit", "8bit", "none"],
+    )
+    quant_type: str = opt(
+        "nf4",
+        "4-bit data type: 'nf4' (normal-float, best for normally distributed weights) or 'fp4'.",
+        choices=["nf4", "fp4"],
+    )
+    double_quant: bool = opt(
+        True,
+        "Quantise the quantisation constants too (about 0.37 bits/param saved, QLoRA paper).",
+    )
+    compute_dtype: str = opt(
+        "auto",
+        "dtype of the de-quantised matmuls and of trainable weights: 'auto' = bf16 on a GPU "
+        "that supports it, fp16 on older GPUs, fp32 on CPU.",
+        choices=["auto", "bf16", "fp16", "fp32"],
+    )
+
+
+@dataclass
+class LoraSettings:
+    r: int = opt(16, "LoRA rank: size of the low-rank update. 8-64 is usual; higher learns more, costs more.")
+    alpha: int = opt(32, "LoRA alpha: the update is scaled by alpha/r (alpha/sqrt(r) with rslora).")
+    dropout: float = opt(0.05, "Dropout on the LoRA input; 0 is fine for short runs.")
+    target_modules: Union[str, list] = opt(
+        "all-linear",
+        "Layers to adapt: 'all-linear' (every linear layer but the output head; best quality), "
+        "'attention' (q,k,v,o) or an explicit list such as [q_proj, v_proj].",
+    )
+    rslora: bool = opt(False, "Rank-stabilised LoRA: scale by alpha/sqrt(r); helps at high ranks.")
+
+
+@dataclass
+class OptimSettings:
+    optimizer: str = opt(
+        "adamw_torch",
+        "Optimizer: 'adamw_torch' (8 bytes/param of state), 'adamw_8bit' (2 bytes/param, "
+        "bitsandbytes) or 'paged_adamw_8bit' (8-bit and paged to ride out memory spikes).",
+        choices=["adamw_torch", "adamw_8bit", "paged_adamw_8bit"],
+    )
+    lr: float = opt(2e-4, "Peak learning rate. LoRA/QLoRA: 1e-4..2e-4 (up to 1e-3 for tiny models); full: ~1e-5.")
+    weight_decay: float = opt(0.0, "AdamW weight decay.")
+    warmup_ratio: float = opt(0.03, "Fraction of steps spent warming the lr up from 0.")
+    scheduler: str = opt(
+        "cosine", "Learning-rate schedule after warm-up.", choices=["cosine", "linear", "constant"]
+    )
+    epochs: float = opt(3.0, "Passes over the training data (ignored when max_steps > 0).")
+    max_steps: int = opt(0, "Stop after this many optimizer steps; 0 = use epochs.")
+    batch_size: Union[int, Auto] = opt(
+        4, "Micro-batch size per step; 'auto' picks the largest that the memory planner fits."
+    )
+    grad_accum: int = opt(1, "Gradient accumulation steps; effective batch = batch_size * grad_accum.")
+    max_grad_norm: float = opt(1.0, "Clip gradients to this norm (0 = no clipping).")
+
+
+@dataclass
+class TrainSettings:
+    backend: str = opt(
+        "auto",
+        "Training backend: 'auto' = unsloth when a CUDA GPU and unsloth are present, else 'hf' "
+        "(transformers + peft + TRL).",
+        choices=["auto", "hf", "unsloth"],
+    )
+    gradient_checkpointing: Union[bool, Auto] = opt(
+        "auto",
+        "Recompute activations in the backward pass: ~30% slower, far less memory. 'auto' "
+        "turns it on when the planner says the run does not fit without it.",
+    )
+    freeze_layers: int = opt(
+        2, "Method 'freeze': train only the top N transformer layers (and the norm), freeze the rest."
+    )
+    logging_steps: int = opt(1, "Emit a train-loss event every N optimizer steps.")
+    save_steps: int = opt(0, "Write a resumable checkpoint every N steps (0 = only at the end of each epoch).")
+    eval_steps: int = opt(0, "Evaluate every N steps when there is eval data (0 = once per epoch).")
+    early_stopping_patience: int = opt(
+        0, "Stop when eval loss has not improved for N evaluations (0 = off). Needs eval data."
+    )
+    keep_checkpoints: int = opt(2, "How many step checkpoints to keep in the run folder.")
+
+
+@dataclass
+class ExportSettings:
+    targets: list = opt([], "Exports to run after training: any of [gguf, onnx].")
+    gguf_quant: str = opt(
+        "auto",
+        "GGUF type: f32, f16, bf16, q8_0 (written directly) or a llama.cpp quant such as q4_k_m, "
+        "q5_k_m, q6_k; 'auto' = q8_0 under 1B parameters (tiny models suffer from 4-bit), "
+        "q4_k_m above.",
+    )
+    onnx_precision: str = opt("int4", "ONNX precision.", choices=["int4", "fp16", "fp32"])
+    onnx_device: str = opt("cpu", "ONNX execution target.", choices=["cpu", "mobile", "cuda", "dml"])
+
+
+METHODS = ["lora", "qlora", "dora", "full", "freeze"]
+
+
+@dataclass
+class RunConfig:
+    """Everything one training run needs; saved as config.yaml in the run folder."""
+
+    method: str = opt(
+        "qlora",
+        "Fine-tuning method: 'qlora' (LoRA on a 4-bit NF4 base; least memory), 'lora' (LoRA on a "
+        "16-bit base), 'dora' (weight-decomposed LoRA), 'full' (all weights) or 'freeze' (only "
+        "the top layers).",
+        choices=METHODS,
+    )
+    output_dir: str = opt("runs/run", "Run folder: config.yaml, events.jsonl, adapter/, checkpoints/, merged/, exports/.")
+    seed: int = opt(42, "Random seed for data shuffling, the eval split and LoRA initialisation.")
+    model: ModelSettings = field(default_factory=ModelSettings, metadata={"help": "Base model."})
+    data: DataSettings = field(default_factory=DataSettings, metadata={"help": "Training data."})
+    sequence: SequenceSettings = field(default_factory=SequenceSettings, metadata={"help": "Sequence length and packing."})
+    quant: QuantSettings = field(default_factory=QuantSettings, metadata={"help": "Base-weight quantisation (QLoRA)."})
+    lora: LoraSettings = field(default_factory=LoraSettings, metadata={"help": "LoRA adapter shape."})
+    optim: OptimSettings = field(default_factory=OptimSettings, metadata={"help": "Optimizer and schedule."})
+    train: TrainSettings = field(default_factory=TrainSettings, metadata={"help": "Training loop."})
+    export: ExportSettings = field(default_factory=ExportSettings, metadata={"help": "Exports after training."})
+
+
+# Short names people type, on the command line and at the top of a YAML file.
+ALIASES = {
+    "model": "model.name_or_path",
+    "data": "data.path",
+    "lr": "optim.lr",
+    "epochs": "optim.epochs",
+    "max_steps": "optim.max_steps",
+    "batch_size": "optim.batch_size",
+    "grad_accum": "optim.grad_accum",
+    "max_len": "sequence.max_len",
+    "lora_r": "lora.r",
+    "lora_alpha": "lora.alpha",
+}

@@ -1,0 +1,1 @@
+"""Datasets: read, detect the format, render with the chat template, mask, inspect."""

@@ -1,0 +1,109 @@
+"""`engine data inspect`: what the trainer will see, before spending GPU time.
+
+Reports the detected format, record counts, token-length statistics, how many
+records exceed max_len, and one rendered sample with the trained (unmasked)
+parts marked, so a wrong template or a missing EOS shows up at a glance.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+from engine.data.dataset import load_examples, tokenise
+from engine.data.render import IGNORE, ensure_chat_template
+
+
+@dataclass
+class InspectReport:
+    path: str
+    format: str
+    kind: str
+    records: int
+    skipped: list
+    lengths: list
+    over_max_len: int
+    truncated: int
+    dropped: int
+    max_len: int
+    sample_segments: list = field(default_factory=list)  # (trained: bool, text)
+    trained_tokens: int = 0
+    total_tokens: int = 0
+
+    def stats(self) -> dict:
+        xs = sorted(self.lengths)
+        if not xs:
+            return {}
+        p95 = xs[min(len(xs) - 1, int(round(0.95 * (len(xs) - 1))))]
+        return {"min": xs[0], "median": statistics.median(xs), "p95": p95, "max": xs[-1]}
+
+    def to_dict(self) -> dict:
+        return {
+            "path": self.path, "format": self.format, "kind": self.kind, "records": self.records,
+            "skipped": len(self.skipped), "token_lengths": self.stats(), "over_max_len": self.over_max_len,
+            "truncated": self.truncated, "dropped": self.dropped, "max_len": self.max_len,
+            "trained_token_fraction": round(self.trained_tokens / max(1, self.total_tokens), 4),
+            "sample": "".join(t if not trained else f"[[{t}]]" for trained, t in self.sample_segments),
+        }
+
+
+def segments(tokenizer, input_ids: list, labels: list) -> list[tuple[bool, str]]:
+    """Split a sample into runs of trained / masked tokens, decoded."""
+    runs: list[tuple[bool, list]] = []
+    for tid, lab in zip(input_ids, labels):
+        trained = lab != IGNORE
+        if runs and runs[-1][0] == trained:
+            runs[-1][1].append(tid)
+        else:
+            runs.append((trained, [tid]))
+    return [(t, tokenizer.decode(ids, skip_special_tokens=False)) for t, ids in runs]
+
+
+def inspect_data(path: str, tokenizer, max_len: int = 1024, format: str = "auto", columns=None,
+                 system_prompt=None, on_error: str = "abort", sample_index: int = 0) -> InspectReport:
+    """Load, render and tokenise a data file and summarise it (nothing is written)."""
+    ensure_chat_template(tokenizer)
+    loaded = load_examples(path, format, columns, system_prompt, on_error)
+    # Lengths without truncation show how much max_len would cut.
+    full = tokenise(loaded.examples, tokenizer, max_len=10**9)
+    built = tokenise(loaded.examples, tokenizer, max_len=max_len)
+    lengths = [len(r.input_ids) for r in full.records]
+    sample = built.records[min(sample_index, len(built.records) - 1)] if built.records else None
+    report = InspectReport(
+        path=str(path), format=loaded.format, kind=loaded.kind, records=len(loaded.examples),
+        skipped=loaded.skipped, lengths=lengths, over_max_len=sum(1 for n in lengths if n > max_len),
+        truncated=built.truncated, dropped=built.dropped, max_len=max_len,
+        trained_tokens=sum(sum(1 for l in r.labels if l != IGNORE) for r in built.records),
+        total_tokens=sum(len(r.input_ids) for r in built.records),
+    )
+    if sample is not None:
+        report.sample_segments = segments(tokenizer, sample.input_ids, sample.labels)
+    return report
+
+
+def format_report(report: InspectReport, color: bool = False) -> str:
+    """Human-readable text for the terminal."""
+    s = report.stats()
+    lines = [
+        f"file:        {report.path}",
+        f"format:      {report.format} ({report.kind})",
+        f"records:     {report.records}" + (f"  (skipped {len(report.skipped)} malformed)" if report.skipped else ""),
+        f"tokens:      min {s.get('min')}  median {s.get('median')}  p95 {s.get('p95')}  max {s.get('max')}",
+        f"max_len:     {report.max_len}  ->  {report.over_max_len} record(s) longer, truncated keeping EOS; "
+        f"{report.dropped} dropped (nothing left to learn)",
+        f"trained:     {report.trained_tokens} of {report.total_tokens} tokens "
+        f"({100 * report.trained_tokens / max(1, report.total_tokens):.1f}%) carry loss",
+    ]
+    for loc, why in report.skipped[:5]:
+        lines.append(f"  skipped {loc}: {why}")
+    lines.append("")
+    legend = "trained tokens in green" if color else "trained tokens are [[marked]]; the rest is masked (label -100)"
+    lines.append(f"sample 1 ({legend}):")
+    body = []
+    for trained, text in report.sample_segments:
+        if not trained:
+            body.append(f"\033[2m{text}\033[0m" if color else text)
+        else:
+            body.append(f"\033[32m{text}\033[0m" if color else f"[[{text}]]")
+    lines.append("".join(body))
+    return "\n".join(lines)

@@ -1,0 +1,130 @@
+"""Where a model can come from, as a registry tried in order.
+
+    resolve_model("smollm2-135m-instruct")    # bundled default, no download
+    resolve_model("/data/my-llama")           # a local HF folder
+    resolve_model("model.Q4_K_M.gguf")        # de-quantised once, then cached
+    resolve_model("Qwen/Qwen2.5-0.5B")        # hub id: cached snapshot or download
+
+Every source returns a `ResolvedModel` whose `path` is a plain HF folder
+(config.json + safetensors + tokenizer) so the rest of the engine never cares
+where the weights came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+from engine.errors import ModelSourceError
+
+
+@dataclass
+class ResolvedModel:
+    """A model ready to load: `path` is an HF folder on local disk."""
+
+    name: str
+    path: Path
+    source: str
+
+
+@dataclass
+class Source:
+    name: str
+    matches: Callable[[str], bool]
+    resolve: Callable[[str, Optional[str]], ResolvedModel]
+
+
+SOURCES: list[Source] = []
+
+
+def register_source(name: str, matches: Callable[[str], bool]):
+    """Decorator: add a source; sources are tried in registration order."""
+
+    def deco(fn):
+        SOURCES.append(Source(name, matches, fn))
+        return fn
+
+    return deco
+
+
+def _is_bundled(spec: str) -> bool:
+    from engine.models.bundled import BUNDLED
+
+    return spec.lower() in BUNDLED
+
+
+@register_source("bundled", _is_bundled)
+def _bundled(spec: str, revision: Optional[str]) -> ResolvedModel:
+    from engine.models.bundled import materialise_bundled
+
+    return ResolvedModel(spec.lower(), materialise_bundled(spec.lower()), "bundled")
+
+
+@register_source("gguf", lambda s: s.lower().endswith(".gguf"))
+def _gguf(spec: str, revision: Optional[str]) -> ResolvedModel:
+    from engine.models.gguf_import import materialise_gguf
+
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise ModelSourceError(f"GGUF file '{spec}' not found. Check the path, or use model=smollm2-135m-instruct.")
+    return ResolvedModel(path.stem, materialise_gguf(path), "gguf")
+
+
+def _looks_local(spec: str) -> bool:
+    p = Path(spec).expanduser()
+    return p.exists() or spec.startswith((".", "/", "~")) or spec.count("/") != 1
+
+
+@register_source("folder", _looks_local)
+def _folder(spec: str, revision: Optional[str]) -> ResolvedModel:
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise ModelSourceError(
+            f"Model '{spec}' is not a folder, a .gguf file, a bundled model or a hub id (owner/name). "
+            f"Bundled models: smollm2-135m-instruct."
+        )
+    if not (path / "config.json").is_file():
+        raise ModelSourceError(
+            f"Model folder '{path}' has no config.json, so it is not a Hugging Face model folder. "
+            f"Point model= at the folder that holds config.json and the *.safetensors files."
+        )
+    return ResolvedModel(path.name, path.resolve(), "folder")
+
+
+@register_source("hub", lambda s: True)
+def _hub(spec: str, revision: Optional[str]) -> ResolvedModel:
+    import os
+
+    from huggingface_hub import snapshot_download
+
+    patterns = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
+    try:  # a cached snapshot needs no network
+        path = snapshot_download(spec, revision=revision, allow_patterns=patterns, local_files_only=True)
+        return ResolvedModel(spec, Path(path), "hub")
+    except Exception:
+        pass
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
+    try:
+        if offline:
+            raise OSError("HF_HUB_OFFLINE is set")
+        path = snapshot_download(spec, revision=revision, allow_patterns=patterns)
+    except Exception as e:  # network down, repo missing, gated, ...
+        raise ModelSourceError(
+            f"Could not download hub model '{spec}' ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
+            f"You seem to be offline or the id is wrong. Download it on a connected machine "
+            f"(`huggingface-cli download {spec} --local-dir ./{spec.split('/')[-1]}`) and pass the folder: "
+            f"model=./{spec.split('/')[-1]} — or use the bundled model=smollm2-135m-instruct."
+        ) from None
+    return ResolvedModel(spec, Path(path), "hub")
+
+
+def resolve_model(spec: str, revision: Optional[str] = None) -> ResolvedModel:
+    """Turn a model spec into a local HF folder, trying each source in order."""
+    spec = str(spec).strip()
+    if not spec:
+        raise ModelSourceError("No model given. Set model=smollm2-135m-instruct, a folder, a .gguf file or a hub id.")
+    for source in SOURCES:
+        if source.matches(spec):
+            return source.resolve(spec, revision)
+    raise ModelSourceError(f"No model source accepts '{spec}'.")  # unreachable: hub matches all
