@@ -22,6 +22,7 @@ from engine.errors import EdgetuneError
 COMMANDS = {
     "data": "engine.cli.data_cmd",
     "config": "engine.cli.config_cmd",
+    "export": "engine.cli.export_cmd",
 }
 
 

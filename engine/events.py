@@ -1,0 +1,102 @@
+"""The event stream: one versioned JSON-lines schema for everything a long job reports.
+
+`engine train --events -` writes one JSON object per line to stdout (or a file);
+the run folder keeps the same lines in events.jsonl. The CLI's progress bar, the
+desktop app's plots and the tests all read these events, so this module is the
+one place that defines them.
+
+Every event has: "v" (schema version), "type", "time" (unix seconds) and the
+fields listed in SCHEMA for its type. Readers must ignore fields they do not know.
+
+    {"v": 1, "type": "train_loss", "time": 1732380000.1, "step": 3, "total_steps": 60,
+     "epoch": 0.6, "loss": 2.41, "lr": 0.0005, "tokens_per_s": 812.0}
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import IO, Callable, Iterable, Optional
+
+SCHEMA_VERSION = 1
+
+# type -> required fields (beyond v/type/time), with what they mean.
+SCHEMA: dict[str, dict[str, str]] = {
+    "run_start": {"run_dir": "run folder", "model": "model spec", "method": "fine-tuning method",
+                  "backend": "training backend actually used", "device": "cpu/cuda/...",
+                  "train_records": "training sequences", "eval_records": "evaluation sequences",
+                  "total_steps": "optimizer steps planned"},
+    "plan": {"total_gb": "planned peak memory (GB)", "batch_size": "micro-batch size in use",
+             "gradient_checkpointing": "whether it is on"},
+    "train_loss": {"step": "optimizer step", "total_steps": "planned steps", "epoch": "fractional epoch",
+                   "loss": "mean train loss since the last event", "lr": "learning rate",
+                   "tokens_per_s": "trained tokens per second (non-padding)"},
+    "eval": {"step": "optimizer step", "eval_loss": "mean loss on the eval split"},
+    "checkpoint": {"step": "optimizer step", "path": "checkpoint folder"},
+    "oom": {"step": "step where memory ran out", "batch_size": "new micro-batch size",
+            "grad_accum": "new gradient accumulation"},
+    "export_progress": {"target": "gguf/onnx", "stage": "what is happening", "fraction": "0..1"},
+    "message": {"level": "info/warning", "text": "human-readable text"},
+    "run_end": {"status": "completed/stopped/failed", "step": "last step", "adapter": "adapter folder or null",
+                "train_loss": "final train loss or null", "seconds": "wall time"},
+    "error": {"message": "what went wrong and how to fix it"},
+}
+
+
+def make_event(type: str, **fields) -> dict:
+    """Build an event, checking its type and required fields against SCHEMA."""
+    if type not in SCHEMA:
+        raise ValueError(f"unknown event type {type!r}; known: {', '.join(SCHEMA)}")
+    missing = [k for k in SCHEMA[type] if k not in fields]
+    if missing:
+        raise ValueError(f"event {type!r} is missing field(s) {missing}")
+    return {"v": SCHEMA_VERSION, "type": type, "time": round(time.time(), 3), **fields}
+
+
+class EventSink:
+    """Writes events to any number of JSON-lines streams and calls listeners."""
+
+    def __init__(self, streams: Iterable[IO[str]] = (), listeners: Iterable[Callable[[dict], None]] = ()):
+        self.streams = list(streams)
+        self.listeners = list(listeners)
+
+    def emit(self, type: str, **fields) -> dict:
+        event = make_event(type, **fields)
+        line = json.dumps(event, default=str)
+        for s in self.streams:
+            s.write(line + "\n")
+            s.flush()
+        for fn in self.listeners:
+            fn(event)
+        return event
+
+    def add_file(self, path: Path, append: bool = True) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.streams.append(open(path, "a" if append else "w", encoding="utf-8"))
+
+    def close(self) -> None:
+        for s in self.streams:
+            if s not in (sys.stdout, sys.stderr):
+                s.close()
+
+
+def open_events_target(target: Optional[str]) -> list[IO[str]]:
+    """`--events -` means stdout; any other value is a file path."""
+    if not target:
+        return []
+    if target == "-":
+        return [sys.stdout]
+    return [open(target, "a", encoding="utf-8")]
+
+
+def read_events(path: Path) -> list[dict]:
+    """All events of a run's events.jsonl (bad lines are skipped: a killed run may end mid-line)."""
+    out = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
