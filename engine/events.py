@@ -8,8 +8,8 @@ one place that defines them.
 Every event has: "v" (schema version), "type", "time" (unix seconds) and the
 fields listed in SCHEMA for its type. Readers must ignore fields they do not know.
 
-    {"v": 1, "type": "train_loss", "time": 1732380000.1, "step": 3, "total_steps": 60,
-     "epoch": 0.6, "loss": 2.41, "lr": 0.0005, "tokens_per_s": 812.0}
+    {"v": 1, "type": "step", "time": 1732380000.1, "step": 3, "total_steps": 60, "epoch": 0.6,
+     "loss": 2.41, "lr": 0.0005, "grad_norm": 1.7, "tokens_per_s": 812.0, "peak_memory_gb": 1.2}
 """
 
 from __future__ import annotations
@@ -24,24 +24,29 @@ SCHEMA_VERSION = 1
 
 # type -> required fields (beyond v/type/time), with what they mean.
 SCHEMA: dict[str, dict[str, str]] = {
-    "run_start": {"run_dir": "run folder", "model": "model spec", "method": "fine-tuning method",
-                  "backend": "training backend actually used", "device": "cpu/cuda/...",
-                  "train_records": "training sequences", "eval_records": "evaluation sequences",
-                  "total_steps": "optimizer steps planned"},
+    "run_started": {"run_dir": "run folder", "config": "resolved config (nested dict)",
+                    "backend": "training backend in use", "backend_reason": "why auto chose it",
+                    "device": "cpu/cuda/mps", "dtype": "compute dtype", "trainable_params": "trainable parameter count",
+                    "total_params": "all parameters", "train_records": "training sequences",
+                    "eval_records": "evaluation sequences", "total_steps": "optimizer steps planned",
+                    "resumed_from": "checkpoint path or null"},
     "plan": {"total_gb": "planned peak memory (GB)", "batch_size": "micro-batch size in use",
              "gradient_checkpointing": "whether it is on"},
-    "train_loss": {"step": "optimizer step", "total_steps": "planned steps", "epoch": "fractional epoch",
-                   "loss": "mean train loss since the last event", "lr": "learning rate",
-                   "tokens_per_s": "trained tokens per second (non-padding)"},
-    "eval": {"step": "optimizer step", "eval_loss": "mean loss on the eval split"},
-    "checkpoint": {"step": "optimizer step", "path": "checkpoint folder"},
+    "step": {"step": "optimizer step", "total_steps": "planned steps", "epoch": "fractional epoch",
+             "loss": "mean train loss since the last step event", "lr": "learning rate",
+             "grad_norm": "gradient norm before clipping (null if unknown)",
+             "tokens_per_s": "trained (non-padding) tokens per second", "peak_memory_gb": "peak memory so far (GB)"},
+    "eval": {"step": "optimizer step", "loss": "mean loss on the eval split", "perplexity": "exp(loss)"},
+    "checkpoint": {"step": "optimizer step", "path": "checkpoint folder", "best": "whether it is the best so far"},
     "oom": {"step": "step where memory ran out", "batch_size": "new micro-batch size",
             "grad_accum": "new gradient accumulation"},
     "export_progress": {"target": "gguf/onnx", "stage": "what is happening", "fraction": "0..1"},
-    "message": {"level": "info/warning", "text": "human-readable text"},
-    "run_end": {"status": "completed/stopped/failed", "step": "last step", "adapter": "adapter folder or null",
-                "train_loss": "final train loss or null", "seconds": "wall time"},
-    "error": {"message": "what went wrong and how to fix it"},
+    "warning": {"message": "what to look at", "hint": "what to do about it"},
+    "error": {"kind": "oom/nan/data/config/model/disk/interrupted/internal", "message": "what went wrong",
+              "hint": "how to fix it"},
+    "run_finished": {"status": "completed/stopped/interrupted/failed", "step": "last optimizer step",
+                     "paths": "dict of output paths (adapter, best_checkpoint, run_dir, ...)",
+                     "metrics": "dict of final metrics (train_loss, eval_loss, seconds, tokens_per_s, ...)"},
 }
 
 
