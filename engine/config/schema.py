@@ -111,8 +111,9 @@ class QuantSettings:
     )
     compute_dtype: str = opt(
         "auto",
-        "dtype of the de-quantised matmuls and of trainable weights: 'auto' = bf16 on a GPU "
-        "that supports it, fp16 on older GPUs, fp32 on CPU.",
+        "dtype of the frozen base weights and the matmuls: 'auto' = bf16 on a GPU that supports "
+        "it, fp16 on older GPUs, bf16 on CPUs with native bf16 (AVX512-BF16/AMX), else fp32. "
+        "Trainable LoRA weights always stay fp32.",
         choices=["auto", "bf16", "fp16", "fp32"],
     )
 

@@ -66,6 +66,10 @@ def _convert(gguf: Path, out: Path) -> None:
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     config = loaded.config
+    # The loaded config remembers it came from GGUF; the saved folder is plain safetensors.
+    for attr in ("quantization_config", "_pre_quantization_dtype"):
+        if hasattr(config, attr):
+            delattr(config, attr)
     n_params = sum(p.numel() for p in loaded.parameters())
     # Tiny models keep fp32 (their de-quantised values are not all bf16-exact);
     # big ones are stored in bf16 so an 8B import does not need 32 GB of disk.

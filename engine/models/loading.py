@@ -1,23 +1,28 @@
-"""Load tokenizers and models from a resolved source, with the engine's defaults."""
+"""Load tokenizers with the engine's defaults (a chat template and a pad token, always)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 from engine.errors import ModelSourceError
 from engine.models.sources import resolve_model
 
 
-def load_tokenizer(spec: str, chat_template: Optional[str] = None, revision: Optional[str] = None):
-    """The model's tokenizer with a chat template and a pad token guaranteed."""
+def tokenizer_from_dir(path: str | Path, chat_template: Optional[str] = None):
+    """The tokenizer saved in a folder (a model, an adapter or a merged run)."""
     from transformers import AutoTokenizer
 
     from engine.data.render import ensure_chat_template
 
-    resolved = resolve_model(spec, revision)
     try:
-        tok = AutoTokenizer.from_pretrained(str(resolved.path))
+        tok = AutoTokenizer.from_pretrained(str(path))
     except Exception as e:
-        raise ModelSourceError(f"Cannot load the tokenizer of '{spec}' from {resolved.path}: {e}") from None
+        raise ModelSourceError(f"Cannot load a tokenizer from {path}: {e}") from None
     ensure_chat_template(tok, chat_template)
     return tok
+
+
+def load_tokenizer(spec: str, chat_template: Optional[str] = None, revision: Optional[str] = None):
+    """The tokenizer of any model spec (bundled name, folder, .gguf, hub id)."""
+    return tokenizer_from_dir(resolve_model(spec, revision).path, chat_template)

@@ -1,0 +1,156 @@
+"""One model in the chat window: its picker, its transcript, its own worker thread."""
+
+from __future__ import annotations
+
+import html
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QTextCursor
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QTextBrowser,
+                               QVBoxLayout, QWidget)
+
+from app.chat_worker import ChatWorker, start_worker_thread
+
+
+class ChatColumn(QWidget):
+    """A titled column: choose a model (spec, run folder, .gguf, ONNX folder), load it, chat."""
+
+    load_requested = Signal(str, str, dict)
+    send_requested = Signal(str)
+    reset_requested = Signal()
+    busy_changed = Signal(bool)
+
+    def __init__(self, title: str, settings, parent=None):
+        super().__init__(parent)
+        self.settings = settings
+        self.loaded_spec = ""
+        self.busy = False
+        self.last_reply = ""
+        self.worker = ChatWorker()
+        self.thread = start_worker_thread(self.worker)
+        self.load_requested.connect(self.worker.load)
+        self.send_requested.connect(self.worker.send)
+        self.reset_requested.connect(self.worker.reset)
+        self.worker.loaded.connect(self._loaded)
+        self.worker.chunk.connect(self._chunk)
+        self.worker.reply_done.connect(self._reply_done)
+        self.worker.failed.connect(self._failed)
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        head = QHBoxLayout()
+        self.enabled = QCheckBox(title)
+        self.enabled.setChecked(True)
+        f = self.enabled.font()
+        f.setBold(True)
+        self.enabled.setFont(f)
+        head.addWidget(self.enabled)
+        head.addStretch(1)
+        lay.addLayout(head)
+        row = QHBoxLayout()
+        self.model = QComboBox()
+        self.model.setEditable(True)
+        self.model.setMinimumContentsLength(18)
+        self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.browse = QPushButton("…")
+        self.browse.setToolTip("Choose a .gguf file, an ONNX folder, a run folder or a model folder")
+        self.browse.setFixedWidth(32)
+        self.load_button = QPushButton("Load")
+        row.addWidget(self.model, 1)
+        row.addWidget(self.browse)
+        row.addWidget(self.load_button)
+        lay.addLayout(row)
+        self.transcript = QTextBrowser()
+        lay.addWidget(self.transcript, 1)
+        self.status = QLabel("not loaded")
+        self.status.setWordWrap(True)
+        self.status.setStyleSheet("color: palette(placeholder-text);")
+        lay.addWidget(self.status)
+        self.load_button.clicked.connect(self.load)
+        self.browse.clicked.connect(self._browse)
+
+    # choices ----------------------------------------------------------------------
+    def set_choices(self, specs: list[str]) -> None:
+        current = self.model.currentText()
+        self.model.clear()
+        self.model.addItems(specs)
+        if current and current in specs:
+            self.model.setCurrentText(current)
+
+    def _browse(self) -> None:
+        start = self.settings.last_folder("chat")
+        path, _ = QFileDialog.getOpenFileName(self, "GGUF model", start, "GGUF (*.gguf);;All files (*)")
+        if not path:
+            path = QFileDialog.getExistingDirectory(self, "Model, run or ONNX folder", start)
+        if path:
+            self.settings.set_last_folder("chat", path)
+            self.model.setCurrentText(path)
+
+    # actions ------------------------------------------------------------------------
+    def load(self, system: str = "", sampling: dict | None = None) -> None:
+        spec = self.model.currentText().strip()
+        if not spec or not self.enabled.isChecked():
+            return
+        self._set_busy(True)
+        self.status.setText(f"loading {spec}…")
+        self.load_requested.emit(spec, system or "", dict(sampling or {}))
+
+    def send(self, text: str) -> bool:
+        """Append the user's message and ask the worker for a reply; False when this column is off or busy."""
+        if not self.enabled.isChecked() or self.busy or not self.loaded_spec:
+            return False
+        self._append(f"<p style='margin-top:8px'><b>You:</b> {html.escape(text)}</p><p><b>Model:</b> ")
+        self.last_reply = ""
+        self._set_busy(True)
+        self.send_requested.emit(text)
+        return True
+
+    def reset(self) -> None:
+        self.transcript.clear()
+        self.reset_requested.emit()
+
+    def stop(self) -> None:
+        self.worker.stop()
+
+    def shutdown(self) -> None:
+        """Stop the worker thread (window closing); a generation in progress ends at its next chunk."""
+        self.worker.stop()
+        self.thread.quit()
+        self.thread.wait(30_000)
+
+    # worker results ---------------------------------------------------------------------
+    def _loaded(self, description: str) -> None:
+        self.loaded_spec = self.model.currentText().strip()
+        self.status.setText(f"ready: {description}")
+        self._set_busy(False)
+
+    def _chunk(self, text: str) -> None:
+        self.last_reply += text
+        cur = self.transcript.textCursor()
+        cur.movePosition(QTextCursor.MoveOperation.End)
+        cur.insertText(text)
+        self.transcript.setTextCursor(cur)
+        self.transcript.ensureCursorVisible()
+
+    def _reply_done(self, seconds: float, chunks: int) -> None:
+        rate = chunks / seconds if seconds > 0 else 0.0
+        self.status.setText(f"{self.loaded_spec}: {chunks} tokens in {seconds:.1f} s ({rate:.1f} tokens/s)")
+        self._set_busy(False)
+
+    def _failed(self, message: str) -> None:
+        self.status.setText(message)
+        self.status.setStyleSheet("color: #d1242f;")
+        self._set_busy(False)
+
+    def _append(self, html_text: str) -> None:
+        cur = self.transcript.textCursor()
+        cur.movePosition(QTextCursor.MoveOperation.End)
+        cur.insertHtml(html_text)
+        self.transcript.setTextCursor(cur)
+
+    def _set_busy(self, busy: bool) -> None:
+        self.busy = busy
+        if busy:
+            self.status.setStyleSheet("color: palette(placeholder-text);")
+        self.load_button.setEnabled(not busy)
+        self.busy_changed.emit(busy)

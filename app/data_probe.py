@@ -1,0 +1,44 @@
+"""The Data page's call into the engine's data API, run in a worker thread.
+
+`engine.data.inspect.inspect_data` is what `engine data inspect` prints; the page
+calls it directly because it needs more than the JSON summary: every record's
+token length (for the histogram), the skipped records with their file:line, and
+the sample split into trained / masked segments.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import yaml
+
+from engine.errors import DataError
+
+_tokenizers: dict = {}
+_lock = threading.Lock()
+
+
+def tokenizer_for(model: str):
+    """The engine's tokenizer for `model` (chat template guaranteed), loaded once per model."""
+    from engine.models.loading import load_tokenizer
+
+    with _lock:
+        if model not in _tokenizers:
+            _tokenizers[model] = load_tokenizer(model)
+        return _tokenizers[model]
+
+
+def inspect_file(path: str, model: str, max_len: int, format: str = "auto", columns: str = "",
+                 system_prompt: str = "", on_error: str = "abort", sample: int = 0):
+    """Run the engine's inspect_data on `path` with the page's settings; returns an InspectReport."""
+    from engine.data.inspect import inspect_data
+
+    try:
+        cols = yaml.safe_load(columns) if columns.strip() else {}
+    except yaml.YAMLError as e:
+        raise DataError(f"data.columns is not valid YAML ({e}); write it like {{instruction: question, output: answer}}.") from None
+    if not isinstance(cols, dict):
+        raise DataError("data.columns must be a mapping like {instruction: question, output: answer}.")
+    tok = tokenizer_for(model)
+    with _lock:  # a tokenizer is not guaranteed thread-safe; two inspections may overlap
+        return inspect_data(path, tok, max_len, format, cols, system_prompt or None, on_error, sample)

@@ -1,0 +1,183 @@
+"""Wizard step 3: how to fine-tune, and whether it fits this machine.
+
+A preset (assets/presets/*.yaml) sets sensible values for a model size and a
+GPU class; the main knobs are shown up front, every other option sits in the
+Advanced panel, generated from the run config (labels, widgets and tooltips
+come from engine/config/schema.py). The machine is detected (GPU via nvidia-smi
+/ rocm-smi, else the CPU and its RAM) and `engine plan ... --json` gives the
+memory breakdown and a fits / tight / does-not-fit verdict for it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QSplitter, QVBoxLayout,
+                               QWidget)
+
+from app.config_form import ConfigForm
+from app.engine_query import EngineQuery
+from app.field_editor import FieldEditor
+from app.hardware import Device, detect_device
+from app.page_header import PageHeader
+from app.plan_view import PlanView
+from app.wizard_state import PAGE_OWNED
+from app.worker import run_in_thread
+from engine.config import FIELDS
+from engine.errors import EdgetuneError
+from engine.paths import PRESETS_DIR
+
+# The knobs people change most, shown up front (everything else is in Advanced).
+MAIN_KNOBS = (("method", "Method"), ("lora.r", "LoRA rank"), ("optim.lr", "Learning rate"), ("optim.epochs", "Epochs"),
+              ("optim.max_steps", "Max steps"), ("sequence.max_len", "Max length"), ("optim.batch_size", "Batch size"),
+              ("optim.grad_accum", "Grad accumulation"))
+
+
+def preset_description(path: Path) -> str:
+    """The leading comment block of a preset YAML (its own documentation)."""
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("# ").rstrip())
+    return " ".join(l for l in lines if l)
+
+
+class MethodPage(QWidget):
+    """Preset, main knobs, Advanced panel, device and the planner's verdict."""
+
+    title = "Method & fit"
+
+    def __init__(self, state, settings, parent=None):
+        super().__init__(parent)
+        self.state, self.settings = state, settings
+        self.device: Device | None = None
+        self.query: EngineQuery | None = None
+        lay = QVBoxLayout(self)
+        lay.addWidget(PageHeader("3 · Method & fit", "Pick a preset, adjust the main settings, and check that the "
+                                 "run fits your GPU (or CPU) before you start."))
+        split = QSplitter(Qt.Orientation.Horizontal)
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+
+        preset_box = QGroupBox("Preset")
+        pl = QVBoxLayout(preset_box)
+        self.preset = QComboBox()
+        self.preset.addItem("(engine defaults)", "")
+        for p in sorted(PRESETS_DIR.glob("*.yaml")):
+            self.preset.addItem(p.stem, str(p))
+            self.preset.setItemData(self.preset.count() - 1, preset_description(p), Qt.ItemDataRole.ToolTipRole)
+        self.preset_text = QLabel("")
+        self.preset_text.setWordWrap(True)
+        self.preset_text.setStyleSheet("color: palette(placeholder-text);")
+        pl.addWidget(self.preset)
+        pl.addWidget(self.preset_text)
+        ll.addWidget(preset_box)
+
+        knobs = QGroupBox("Main settings")
+        form = QFormLayout(knobs)
+        self.editors: dict[str, FieldEditor] = {}
+        for key, label in MAIN_KNOBS:
+            ed = FieldEditor(FIELDS[key]).bind(state)
+            lab = QLabel(label + ":")
+            lab.setToolTip(ed.toolTip())
+            form.addRow(lab, ed)
+            self.editors[key] = ed
+        self.config_error = QLabel("")
+        self.config_error.setWordWrap(True)
+        self.config_error.setStyleSheet("color: #d1242f;")
+        form.addRow(self.config_error)
+        ll.addWidget(knobs)
+
+        fit = QGroupBox("Will it fit?")
+        fl = QVBoxLayout(fit)
+        self.device_label = QLabel("Detecting the GPU…")
+        self.device_label.setWordWrap(True)
+        fl.addWidget(self.device_label)
+        self.plan_view = PlanView()
+        fl.addWidget(self.plan_view)
+        ll.addWidget(fit, 1)
+        split.addWidget(left)
+
+        adv = QGroupBox("Advanced (every option of the run config; hover for help)")
+        al = QVBoxLayout(adv)
+        self.advanced = ConfigForm(state, exclude=tuple(k for k, _ in MAIN_KNOBS) + PAGE_OWNED)
+        al.addWidget(self.advanced)
+        split.addWidget(adv)
+        split.setSizes([520, 480])
+        lay.addWidget(split, 1)
+
+        self.debounce = QTimer(self)
+        self.debounce.setSingleShot(True)
+        self.debounce.setInterval(500)
+        self.debounce.timeout.connect(self.replan)
+        self.preset.currentIndexChanged.connect(self._preset_chosen)
+        state.value_changed.connect(lambda key: key != "output_dir" and self.debounce.start())
+        state.preset_changed.connect(self._show_preset)
+        run_in_thread(detect_device, on_done=self._device_found, on_failed=lambda m: self._device_found(None))
+
+    # preset ------------------------------------------------------------------------
+    def select_preset(self, path: str) -> None:
+        i = self.preset.findData(str(path))
+        self.preset.setCurrentIndex(i if i >= 0 else 0)
+
+    def _preset_chosen(self, index: int) -> None:
+        path = self.preset.itemData(index) or ""
+        try:
+            self.state.set_preset(path)
+        except EdgetuneError as e:
+            self.config_error.setText(str(e))
+
+    def _show_preset(self, path: str) -> None:
+        i = self.preset.findData(path)
+        if i >= 0 and i != self.preset.currentIndex():
+            self.preset.blockSignals(True)
+            self.preset.setCurrentIndex(i)
+            self.preset.blockSignals(False)
+        self.preset_text.setText(preset_description(Path(path)) if path else
+                                 "The engine's defaults: QLoRA, rank 16, lr 2e-4, 3 epochs.")
+
+    # fit ------------------------------------------------------------------------------
+    def _device_found(self, device) -> None:
+        self.device = device
+        if device is None:
+            self.device_label.setText("Could not detect the device.")
+        else:
+            what = "GPU" if device.kind != "cpu" else "No GPU found: training runs on the CPU (slow, but it works)"
+            self.device_label.setText(f"<b>{what}</b> — {device.describe()}" if device.kind != "cpu" else
+                                      f"<b>{what}</b> — {device.name}, {device.memory_gb or 0:.0f} GB RAM")
+        self.replan()
+
+    def plan_args(self) -> list[str]:
+        args = ["plan", *self.state.config_args(), "--json"]
+        if self.device is not None and self.device.memory_gb:
+            args += ["--vram", f"{self.device.memory_gb:.1f}"]
+        return args
+
+    def replan(self) -> None:
+        """Validate the settings here, then ask `engine plan` for the memory breakdown."""
+        self.debounce.stop()
+        try:
+            self.state.resolved_config()
+        except EdgetuneError as e:
+            self.config_error.setText(str(e))
+            self.plan_view.show_message("Fix the setting above to see the memory plan.", "#d1242f")
+            return
+        self.config_error.setText("")
+        if self.query is not None:
+            self.query.cancel()
+        self.query = EngineQuery(self.plan_args(), self)
+        self.query.result.connect(self._plan_ready)
+        self.query.failed.connect(self._plan_failed)
+        self.plan_view.show_message("Planning…")
+        self.query.start()
+
+    def _plan_ready(self, plan) -> None:
+        budget = self.device.memory_gb if self.device else None
+        self.plan_view.show_plan(plan if isinstance(plan, dict) else {}, budget)
+
+    def _plan_failed(self, message: str) -> None:
+        self.plan_view.show_message(f"The memory planner could not answer: {message}", "#9a6700")

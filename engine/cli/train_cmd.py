@@ -1,0 +1,99 @@
+"""`engine train CONFIG [key=value ...]`: fine-tune and leave a run folder behind."""
+
+from __future__ import annotations
+
+import sys
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "train", help="Fine-tune a model (LoRA/QLoRA/DoRA/full/freeze) and write a run folder.",
+        description="Fine-tune a model. Example: engine train assets/presets/cpu_quickstart.yaml lr=1e-3 epochs=12",
+    )
+    p.add_argument("config", nargs="?", help="YAML run config (e.g. assets/presets/cpu_quickstart.yaml). "
+                   "Optional with --resume RUN_DIR, which reuses the run's config.yaml.")
+    p.add_argument("overrides", nargs="*", help="key=value overrides (short names: model, data, lr, epochs, ...).")
+    p.add_argument("--resume", nargs="?", const="latest", default=None, metavar="PATH|latest",
+                   help="Continue from the newest checkpoint (latest), a run folder or a checkpoints/step-N folder.")
+    p.add_argument("--events", default=None, metavar="PATH|-", help="Also write JSON-lines events to PATH (- = stdout).")
+    p.add_argument("--no-progress", action="store_true", help="No progress bar (one is drawn on a terminal).")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from engine.config import load_config
+    from engine.errors import EdgetuneError
+    from engine.events import EventSink, open_events_target
+
+    config, overrides = args.config, list(args.overrides)
+    if config and "=" in config and not config.endswith((".yaml", ".yml")):
+        overrides.insert(0, config)
+        config = None
+    resume = args.resume
+    if config is None and resume and resume != "latest":
+        # `engine train --resume runs/x`: the run's own config, from its folder (or a checkpoint's parent run).
+        run_dir = Path(resume)
+        run_dir = run_dir.parent.parent if run_dir.parent.name == "checkpoints" else run_dir
+        config = str(run_dir / "config.yaml")
+        if not Path(config).is_file():
+            raise EdgetuneError(f"--resume {resume}: no config.yaml in {run_dir}; pass the run's config file too.")
+    if config is None and not overrides:
+        raise EdgetuneError("engine train needs a config: e.g. engine train assets/presets/cpu_quickstart.yaml")
+    cfg = load_config(config, overrides)
+
+    from engine.train.recipe import RunFailed, SftRecipe
+
+    streams = open_events_target(args.events)
+    sink = EventSink(streams)
+    show = not args.no_progress and sys.stderr.isatty() and args.events != "-"
+    if args.events != "-":
+        sink.listeners.append(_printer(show))
+    run_dir = Path(cfg.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    sink.add_file(run_dir / "events.jsonl")
+    recipe = SftRecipe(cfg, sink, progress=show)
+    try:
+        try:
+            recipe.setup(resume)
+        except EdgetuneError as e:
+            sink.emit("error", kind="config", message=str(e), hint="fix the setting named above")
+            raise
+        result = recipe.train()
+    except RunFailed as e:
+        raise EdgetuneError(str(e)) from None
+    finally:
+        sink.close()
+    if result["status"] == "interrupted":
+        print(f"stopped; resume with: engine train --resume {cfg.output_dir}", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _printer(progress_bar: bool):
+    """Human-readable lines for events the progress bar does not show."""
+
+    def show(event: dict) -> None:
+        t = event["type"]
+        if t == "run_started":
+            print(f"run {event['run_dir']}: {event['config']['method']} on {event['device']} ({event['dtype']}), "
+                  f"backend {event['backend']} [{event['backend_reason']}], {event['trainable_params']:,} trainable of "
+                  f"{event['total_params']:,} params, {event['train_records']} train / {event['eval_records']} eval "
+                  f"sequences, {event['total_steps']} steps", file=sys.stderr)
+        elif t == "step" and not progress_bar:
+            print(f"step {event['step']}/{event['total_steps']}  loss {event['loss']:.4f}  lr {event['lr']:.2e}  "
+                  f"{event['tokens_per_s']:.0f} tok/s", file=sys.stderr)
+        elif t == "eval":
+            print(f"eval @ step {event['step']}: loss {event['loss']:.4f}  ppl {event['perplexity']:.2f}", file=sys.stderr)
+        elif t in ("warning", "error"):
+            print(f"{t}: {event['message']} — {event['hint']}", file=sys.stderr)
+        elif t == "oom":
+            print(f"out of memory at step {event['step']}: retrying with batch_size={event['batch_size']} "
+                  f"grad_accum={event['grad_accum']}", file=sys.stderr)
+        elif t == "run_finished":
+            m = event["metrics"]
+            print(f"{event['status']} at step {event['step']} in {m.get('seconds')} s; "
+                  f"final train loss {m.get('train_loss')}; outputs: {event['paths']}", file=sys.stderr)
+
+    return show

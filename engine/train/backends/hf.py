@@ -1,0 +1,21 @@
+"""The `hf` backend: transformers + peft + bitsandbytes. Works on CPU, CUDA and MPS."""
+
+from __future__ import annotations
+
+from engine.train.backends import register_backend
+
+
+@register_backend("hf")
+class HfBackend:
+    @staticmethod
+    def available(device: str) -> tuple[bool, str]:
+        return True, "always available"
+
+    def load(self, cfg, model_dir, choice, gradient_checkpointing: bool):
+        """(trainable model, tokenizer)."""
+        from engine.models.loading import tokenizer_from_dir
+        from engine.train.model_setup import attach_trainable, load_base
+
+        tokenizer = tokenizer_from_dir(model_dir, cfg.model.chat_template)
+        model = load_base(cfg, model_dir, choice)
+        return attach_trainable(model, cfg, gradient_checkpointing), tokenizer

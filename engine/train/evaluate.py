@@ -1,0 +1,85 @@
+"""`engine eval`: loss and perplexity on a dataset, base and tuned side by side.
+
+Loss is the mean over answer tokens only (the same masking as training), so the
+numbers are comparable with the run's eval events.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from engine.data.dataset import load_examples, tokenise
+
+
+@dataclass
+class EvalResult:
+    name: str
+    loss: float
+    perplexity: float
+    tokens: int
+
+
+def masked_loss(model, records, batch_size: int = 8) -> tuple[float, int]:
+    """Mean next-token loss over labelled positions, and how many positions counted."""
+    import torch
+
+    total, count = 0.0, 0
+    model.eval()
+    for i in range(0, len(records), batch_size):
+        chunk = records[i : i + batch_size]
+        width = max(len(r.input_ids) for r in chunk)
+        ids = torch.zeros(len(chunk), width, dtype=torch.long)
+        labels = torch.full((len(chunk), width), -100, dtype=torch.long)
+        mask = torch.zeros(len(chunk), width, dtype=torch.long)
+        for j, r in enumerate(chunk):
+            ids[j, : len(r.input_ids)] = torch.tensor(r.input_ids)
+            labels[j, : len(r.labels)] = torch.tensor(r.labels)
+            mask[j, : len(r.input_ids)] = 1
+        with torch.no_grad():
+            logits = model(input_ids=ids, attention_mask=mask).logits.float()
+        shift_logits, shift_labels = logits[:, :-1], labels[:, 1:]
+        loss = torch.nn.functional.cross_entropy(shift_logits.reshape(-1, shift_logits.shape[-1]),
+                                                 shift_labels.reshape(-1), ignore_index=-100, reduction="sum")
+        total += loss.item()
+        count += int((shift_labels != -100).sum())
+    return total / max(count, 1), count
+
+
+def evaluate(spec: str, data: str, max_len: int = 1024, compare_base: bool = True) -> list[EvalResult]:
+    """Evaluate a run folder (tuned vs its base) or a plain model on `data`."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from engine.config import load_config
+    from engine.models import resolve_model
+    from engine.models.loading import tokenizer_from_dir
+    from engine.runs import is_run_dir
+
+    run = Path(spec) if is_run_dir(spec) else None
+    if run is not None:
+        cfg = load_config(run / "config.yaml")
+        base_dir = resolve_model(cfg.model.name_or_path, cfg.model.revision).path
+        tok_dir = run / "adapter" if (run / "adapter").is_dir() else base_dir
+        max_len = cfg.sequence.max_len
+    else:
+        base_dir = tok_dir = resolve_model(spec).path
+    tokenizer = tokenizer_from_dir(tok_dir)
+    records = tokenise(load_examples(data).examples, tokenizer, max_len).records
+    model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
+    results = []
+    if run is None or compare_base:
+        loss, n = masked_loss(model, records)
+        results.append(EvalResult("base" if run is not None else str(spec), loss, math.exp(min(loss, 50)), n))
+    if run is not None:
+        if (run / "adapter" / "adapter_config.json").is_file():
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, str(run / "adapter"))
+        else:
+            model = AutoModelForCausalLM.from_pretrained(str(run / "final"), dtype=torch.float32)
+        loss, n = masked_loss(model, records)
+        results.append(EvalResult("tuned", loss, math.exp(min(loss, 50)), n))
+    return results

@@ -1,0 +1,156 @@
+"""Load the base model for a method and attach what will be trained.
+
+    qlora        4-bit NF4/FP4 base (bitsandbytes, double quant) + LoRA, fp32 adapters
+    lora / dora  16/32-bit base + LoRA (DoRA = use_dora), optional rsLoRA scaling
+    full         every weight trainable (fp32 master weights, autocast for speed)
+    freeze       only the top N transformer layers and the final norm trainable
+
+Target modules are checked against the model's own linear layers so a typo
+fails before any training with the list of names that do exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.errors import ConfigError
+from engine.train.device import DeviceChoice
+
+ATTENTION_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj", "c_attn", "query_key_value", "Wqkv", "out_proj", "dense")
+
+
+def linear_layer_names(model) -> list[str]:
+    """Leaf names of the linear layers LoRA can adapt (the output head excluded)."""
+    import torch.nn as nn
+
+    names = set()
+    head = model.get_output_embeddings()
+    for full, module in model.named_modules():
+        if module is head:
+            continue
+        if isinstance(module, nn.Linear) or type(module).__name__ in ("Linear4bit", "Linear8bitLt"):
+            names.add(full.split(".")[-1])
+    return sorted(names)
+
+
+def resolve_targets(model, target: Any) -> Any:
+    """'all-linear', 'attention' or an explicit list, validated against the model."""
+    available = linear_layer_names(model)
+    if target == "all-linear":
+        return "all-linear"
+    if target == "attention":
+        chosen = [n for n in available if n in ATTENTION_NAMES]
+        if not chosen:
+            raise ConfigError(f"lora.target_modules=attention found no attention projections; this model's linear layers are: {', '.join(available)}.")
+        return chosen
+    wanted = [target] if isinstance(target, str) else list(target)
+    unknown = [n for n in wanted if n not in available]
+    if unknown:
+        raise ConfigError(
+            f"lora.target_modules has {unknown}, which this model does not have. Its linear layers are: "
+            f"{', '.join(available)} (or use 'all-linear' / 'attention')."
+        )
+    return wanted
+
+
+def quantization_config(cfg, choice: DeviceChoice):
+    """BitsAndBytesConfig for quant.load_in (4bit for qlora by default), or None."""
+    load_in = cfg.quant.load_in
+    if load_in == "auto":
+        load_in = "4bit" if cfg.method == "qlora" else "none"
+    if load_in == "none":
+        return None
+    from transformers import BitsAndBytesConfig
+
+    if load_in == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=cfg.quant.quant_type,
+        bnb_4bit_use_double_quant=cfg.quant.double_quant,
+        bnb_4bit_compute_dtype=choice.dtype,
+        bnb_4bit_quant_storage=choice.dtype if choice.device == "cuda" else None,
+    )
+
+
+def load_base(cfg, model_dir, choice: DeviceChoice):
+    """The base model on its device, quantised when the method asks for it."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    bnb = quantization_config(cfg, choice)
+    # Adapter methods keep the frozen base in the compute dtype; methods that train the
+    # base weights keep fp32 master weights (bf16 AdamW updates lose small steps).
+    dtype = choice.dtype if cfg.method in ("lora", "qlora", "dora") else torch.float32
+    kwargs = dict(dtype=dtype, trust_remote_code=cfg.model.trust_remote_code, attn_implementation="sdpa")
+    if bnb is not None:
+        kwargs["quantization_config"] = bnb
+        kwargs["device_map"] = {"": choice.device if choice.device != "cuda" else 0}
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
+    if bnb is None:
+        model.to(choice.device)
+    model.config.use_cache = False
+    return model
+
+
+def attach_trainable(model, cfg, gradient_checkpointing: bool):
+    """Wrap/freeze the model per method; returns the model to train."""
+    ckpt_kwargs = {"use_reentrant": False}
+    if cfg.method in ("lora", "qlora", "dora"):
+        from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+        targets = resolve_targets(model, cfg.lora.target_modules)
+        if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
+            model = prepare_model_for_kbit_training(
+                model, use_gradient_checkpointing=gradient_checkpointing, gradient_checkpointing_kwargs=ckpt_kwargs
+            )
+        elif gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=ckpt_kwargs)
+            model.enable_input_require_grads()
+        lcfg = LoraConfig(
+            r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout, target_modules=targets,
+            use_rslora=cfg.lora.rslora, use_dora=cfg.method == "dora", bias="none", task_type="CAUSAL_LM",
+        )
+        return get_peft_model(model, lcfg)
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=ckpt_kwargs)
+    if cfg.method == "freeze":
+        freeze_all_but_top(model, cfg.train.freeze_layers)
+    return model
+
+
+def freeze_all_but_top(model, n: int) -> None:
+    """Train only the last `n` transformer blocks and the final norm."""
+    layers = _decoder_layers(model)
+    if not 0 < n <= len(layers):
+        raise ConfigError(f"train.freeze_layers={n} but the model has {len(layers)} layers; use 1..{len(layers)}.")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for layer in layers[-n:]:
+        for p in layer.parameters():
+            p.requires_grad_(True)
+    norm = getattr(getattr(model, "model", model), "norm", None)
+    if norm is not None:
+        for p in norm.parameters():
+            p.requires_grad_(True)
+
+
+def _decoder_layers(model):
+    base = getattr(model, "model", model)
+    for attr in ("layers", "h", "blocks"):
+        if hasattr(base, attr):
+            return list(getattr(base, attr))
+    raise ConfigError("method=freeze could not find this model's transformer layers; use method=lora instead.")
+
+
+def count_params(model) -> tuple[int, int]:
+    """(trainable, total) parameters; 4-bit weights count as their logical size."""
+    trainable = total = 0
+    for p in model.parameters():
+        n = p.numel()
+        if p.__class__.__name__ == "Params4bit":
+            n *= 2
+        total += n
+        if p.requires_grad:
+            trainable += n
+    return trainable, total

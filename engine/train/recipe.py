@@ -1,0 +1,293 @@
+"""SFT / continued pre-training recipe: one RunConfig in, one run folder out.
+
+    engine train assets/presets/cpu_quickstart.yaml lr=1e-3 --events -
+
+`SftRecipe` follows torchtune's recipe shape: `setup` (model, data, trainer),
+`train` (with OOM recovery and graceful stop), `save` (adapter + tokenizer into
+the run folder). The loop itself is TRL's SFTTrainer; what we add is the run
+folder contract: atomic checkpoints, resume checks, events and clear failures.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Optional
+
+from engine.config import save_config, to_dict
+from engine.errors import EdgetuneError
+from engine.events import EventSink
+from engine.train import checkpoints as ckpt
+
+OPTIMIZERS = {"adamw_torch": "adamw_torch", "adamw_8bit": "adamw_bnb_8bit", "paged_adamw_8bit": "paged_adamw_8bit"}
+FINGERPRINT = "fingerprint.json"
+
+
+class RunFailed(EdgetuneError):
+    """The run stopped with an error event already emitted."""
+
+
+def fingerprint(cfg) -> dict:
+    """What must not change between a run and its resume."""
+    from engine.train.data_build import file_fingerprint
+
+    data = {"model": cfg.model.name_or_path, "method": cfg.method, "data": cfg.data.path,
+            "data_sha": file_fingerprint(cfg.data.path) if cfg.data.path and Path(cfg.data.path).exists() else None,
+            "max_len": cfg.sequence.max_len, "lora_r": cfg.lora.r, "packing": cfg.sequence.packing}
+    return data
+
+
+def check_resume_compatible(run_dir: Path, cfg) -> None:
+    path = run_dir / FINGERPRINT
+    if not path.is_file():
+        return
+    old = json.loads(path.read_text())
+    new = fingerprint(cfg)
+    changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in new if old.get(k) != new.get(k)]
+    if changed:
+        raise EdgetuneError(
+            f"Cannot resume '{run_dir}': the run changed since its checkpoints were written ({'; '.join(changed)}). "
+            f"Resume with the original settings, or start a new run with a different output_dir."
+        )
+
+
+class SftRecipe:
+    """Supervised fine-tuning (chat/instruction) and continued pre-training (raw text)."""
+
+    def __init__(self, cfg, sink: EventSink, progress: bool = False):
+        self.cfg = cfg
+        self.sink = sink
+        self.progress = progress
+        self.run_dir = Path(cfg.output_dir)
+
+    # -- setup -----------------------------------------------------------------
+    def setup(self, resume: Optional[str]) -> None:
+        from engine.models import resolve_model
+        from engine.train.backends import choose_backend, get_backend
+        from engine.train.device import choose_device
+
+        cfg = self.cfg
+        self.resume_from = None
+        if resume:
+            check_resume_compatible(self.run_dir, cfg)
+            self.resume_from = ckpt.resolve_resume(resume, self.run_dir)
+        elif ckpt.list_checkpoints(self.run_dir) or (self.run_dir / "adapter").exists():
+            raise EdgetuneError(
+                f"Run folder '{self.run_dir}' already holds a run. Continue it with --resume latest, or set "
+                f"output_dir to a new folder (nothing was overwritten)."
+            )
+        self.choice = choose_device(cfg.quant.compute_dtype)
+        self.backend_name, self.backend_reason = choose_backend(cfg.train.backend, self.choice.device)
+        self.model_dir = resolve_model(cfg.model.name_or_path, cfg.model.revision).path
+        self.batch_size, self.grad_ckpt = self._resolve_auto()
+        backend = get_backend(self.backend_name)
+        self.model, self.tokenizer = backend.load(cfg, self.model_dir, self.choice, self.grad_ckpt)
+        from engine.train.data_build import build_run_data
+
+        self.data = build_run_data(cfg, self.tokenizer)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, self.run_dir / "config.yaml")
+        (self.run_dir / FINGERPRINT).write_text(json.dumps(fingerprint(cfg), indent=1))
+
+    def _resolve_auto(self) -> tuple[int, bool]:
+        try:
+            from engine.plan import resolve_auto
+        except ImportError:  # planner not installed yet: conservative defaults
+            bs = 4 if self.cfg.optim.batch_size == "auto" else self.cfg.optim.batch_size
+            gc = self.choice.device == "cuda" if self.cfg.train.gradient_checkpointing == "auto" else self.cfg.train.gradient_checkpointing
+            return int(bs), bool(gc)
+        memory_gb = None
+        if self.choice.device == "cuda":
+            import torch
+
+            memory_gb = torch.cuda.get_device_properties(0).total_memory / 1e9
+        bs, gc = resolve_auto(self.cfg, self.choice.device, memory_gb)
+        return int(bs), bool(gc)
+
+    def _trainer(self, batch_size: int, grad_accum: int):
+        from trl import SFTConfig
+
+        from engine.train.callbacks import EarlyStopping, EventsCallback, GracefulStop, NanGuard
+        from engine.train.trainer import AtomicCheckpointTrainer
+
+        cfg, o, t = self.cfg, self.cfg.optim, self.cfg.train
+        has_eval = self.data.eval is not None
+        save_strategy = "steps" if t.save_steps > 0 else "epoch"
+        eval_strategy = ("steps" if t.eval_steps > 0 else "epoch") if has_eval else "no"
+        args = SFTConfig(
+            output_dir=str(self.run_dir / "checkpoints"),
+            per_device_train_batch_size=batch_size, per_device_eval_batch_size=batch_size,
+            gradient_accumulation_steps=grad_accum, learning_rate=o.lr, weight_decay=o.weight_decay,
+            num_train_epochs=o.epochs, max_steps=o.max_steps if o.max_steps > 0 else -1,
+            lr_scheduler_type=o.scheduler if o.scheduler != "constant" else "constant_with_warmup",
+            warmup_steps=o.warmup_ratio, max_grad_norm=o.max_grad_norm or None,
+            optim=OPTIMIZERS[o.optimizer], logging_steps=t.logging_steps,
+            save_strategy=save_strategy, save_steps=t.save_steps or 500, save_total_limit=None,
+            eval_strategy=eval_strategy, eval_steps=t.eval_steps or None,
+            seed=cfg.seed, data_seed=cfg.seed, bf16=self.choice.dtype_name == "bf16",
+            fp16=self.choice.dtype_name == "fp16", use_cpu=self.choice.device == "cpu",
+            gradient_checkpointing=False,  # already applied by the backend, non-reentrant
+            # records are already truncated; with packing, max_length is the bin size
+            max_length=cfg.sequence.max_len if cfg.sequence.packing else None, packing=cfg.sequence.packing, packing_strategy="bfd",
+            padding_free=True,  # flatten each batch: no padding compute; sdpa masks per sample
+            include_num_input_tokens_seen="all", report_to=[], disable_tqdm=True, log_level="warning",
+            dataloader_num_workers=0, completion_only_loss=False, assistant_only_loss=False,
+            remove_unused_columns=False, save_only_model=False,
+        )
+        self.events_cb = EventsCallback(self.sink, self.choice.device, self.progress)
+        self.nan_guard, self.stopper = NanGuard(), GracefulStop()
+        self.early = EarlyStopping(t.early_stopping_patience)
+        callbacks = [self.events_cb, self.nan_guard, self.stopper] + ([self.early] if has_eval else [])
+        trainer = AtomicCheckpointTrainer(
+            model=self.model, args=args, train_dataset=self.data.train, eval_dataset=self.data.eval,
+            processing_class=self.tokenizer, callbacks=callbacks, run_dir=self.run_dir,
+            keep=t.keep_checkpoints, best=lambda: self.early.best_step,
+        )
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # our events replace its raw dict prints
+        return trainer
+
+    # -- train -----------------------------------------------------------------
+    def train(self) -> dict:
+        """Run to the end (or a stop), recovering from OOM by halving the micro-batch."""
+        from engine.train.model_setup import count_params
+
+        cfg = self.cfg
+        batch_size, grad_accum = self.batch_size, cfg.optim.grad_accum
+        trainable, total = count_params(self.model)
+        trainer = self._trainer(batch_size, grad_accum)
+        total_steps = trainer.args.max_steps if trainer.args.max_steps > 0 else _steps_for(
+            len(self.data.train), batch_size, grad_accum, cfg.optim.epochs)
+        self.sink.emit(
+            "run_started", run_dir=str(self.run_dir), config=to_dict(cfg), backend=self.backend_name,
+            backend_reason=self.backend_reason, device=self.choice.device, dtype=self.choice.dtype_name,
+            trainable_params=trainable, total_params=total, train_records=len(self.data.train),
+            eval_records=len(self.data.eval) if self.data.eval is not None else 0, total_steps=total_steps,
+            resumed_from=str(self.resume_from) if self.resume_from else None,
+        )
+        self.sink.emit("plan", total_gb=None, batch_size=batch_size, gradient_checkpointing=self.grad_ckpt)
+        if self.data.truncated or self.data.dropped or self.data.skipped:
+            self.sink.emit("warning", message=f"{self.data.truncated} record(s) truncated to max_len={cfg.sequence.max_len}, "
+                           f"{self.data.dropped} dropped, {self.data.skipped} malformed skipped",
+                           hint="raise max_len if answers are being cut; `engine data inspect` shows which")
+        start = time.perf_counter()
+        resume = str(self.resume_from) if self.resume_from else None
+        self.stopper.install()
+        try:
+            while True:
+                try:
+                    trainer.train(resume_from_checkpoint=resume)
+                    break
+                except Exception as e:
+                    if not _is_oom(e) or batch_size == 1:
+                        raise
+                    step = trainer.state.global_step
+                    batch_size, grad_accum = batch_size // 2, grad_accum * 2
+                    self.sink.emit("oom", step=step, batch_size=batch_size, grad_accum=grad_accum)
+                    _free_memory()
+                    latest = ckpt.latest_checkpoint(self.run_dir)
+                    resume = str(latest) if latest else None
+                    trainer = self._trainer(batch_size, grad_accum)
+        except Exception as e:
+            _free_memory()
+            kind, hint = _classify(e, batch_size, cfg)
+            if kind == "internal":  # a bug, not a user error: keep the traceback for the report
+                import traceback
+
+                traceback.print_exc()
+            self.sink.emit("error", kind=kind, message=f"{type(e).__name__}: {e}".splitlines()[0][:500], hint=hint)
+            latest = ckpt.latest_checkpoint(self.run_dir)
+            self.sink.emit("run_finished", status="failed", step=trainer.state.global_step,
+                           paths={"run_dir": str(self.run_dir), "last_checkpoint": str(latest) if latest else None},
+                           metrics={"seconds": round(time.perf_counter() - start, 1)})
+            raise RunFailed(f"{hint} ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})") from None
+        finally:
+            self.stopper.uninstall()
+        return self._finish(trainer, start)
+
+    def _finish(self, trainer, start: float) -> dict:
+        state = trainer.state
+        seconds = time.perf_counter() - start
+        losses = [h["loss"] for h in state.log_history if "loss" in h]
+        metrics = {"train_loss": losses[-1] if losses else None, "seconds": round(seconds, 1),
+                   "steps": state.global_step, "tokens_per_s": round(state.num_input_tokens_seen / max(seconds, 1e-9), 1)}
+        evals = [h["eval_loss"] for h in state.log_history if "eval_loss" in h]
+        if evals:
+            metrics["eval_loss"] = evals[-1]
+            metrics["best_eval_loss"] = min(evals)
+        paths = {"run_dir": str(self.run_dir)}
+        if self.nan_guard.bad_step is not None:
+            latest = ckpt.latest_checkpoint(self.run_dir)
+            self.sink.emit("error", kind="nan", message=f"loss became NaN/inf at step {self.nan_guard.bad_step}",
+                           hint=f"lower the learning rate (now {self.cfg.optim.lr:g}) or use compute_dtype=bf16 instead of fp16; "
+                                f"the last good checkpoint is {latest}")
+            paths["last_checkpoint"] = str(latest) if latest else None
+            self.sink.emit("run_finished", status="failed", step=state.global_step, paths=paths, metrics=metrics)
+            raise RunFailed(f"loss became NaN/inf at step {self.nan_guard.bad_step}; lower the learning rate. Last good checkpoint: {latest}")
+        if self.stopper.requested:
+            latest = ckpt.latest_checkpoint(self.run_dir)
+            paths["last_checkpoint"] = str(latest) if latest else None
+            self.sink.emit("run_finished", status="interrupted", step=state.global_step, paths=paths, metrics=metrics)
+            return {"status": "interrupted", "paths": paths, "metrics": metrics}
+        best = None
+        if self.early.best_step is not None:
+            best = self.run_dir / "checkpoints" / f"step-{self.early.best_step}"
+            paths["best_checkpoint"] = str(best)
+        paths.update(self.save(trainer, best if best is not None and best.is_dir() else None))
+        self.sink.emit("run_finished", status="completed", step=state.global_step, paths=paths, metrics=metrics)
+        return {"status": "completed", "paths": paths, "metrics": metrics}
+
+    # -- save ------------------------------------------------------------------
+    def save(self, trainer, best: Optional[Path]) -> dict:
+        """adapter/ (LoRA methods) or final/ (full, freeze), written atomically with the tokenizer."""
+        name = "adapter" if self.cfg.method in ("lora", "qlora", "dora") else "final"
+        final = self.run_dir / name
+        tmp = self.run_dir / f".{name}.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        if best is not None:
+            # The best evaluated checkpoint holds the weights to keep.
+            trainer._load_from_checkpoint(str(best))
+        trainer.model.save_pretrained(str(tmp), safe_serialization=True)
+        self.tokenizer.save_pretrained(str(tmp))
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+        return {name: str(final)}
+
+
+def _steps_for(n: int, batch: int, accum: int, epochs: float) -> int:
+    per_epoch = max(1, math.ceil(n / batch) // accum + (1 if math.ceil(n / batch) % accum else 0))
+    return int(math.ceil(per_epoch * epochs))
+
+
+def _is_oom(e: BaseException) -> bool:
+    text = str(e).lower()
+    return isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or "out of memory" in text
+
+
+def _free_memory() -> None:
+    import gc
+
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:
+        pass
+
+
+def _classify(e: BaseException, batch_size: int, cfg) -> tuple[str, str]:
+    if _is_oom(e):
+        return "oom", (f"Out of memory even at batch_size=1. Lower max_len (now {cfg.sequence.max_len}), use method=qlora, "
+                       f"train.gradient_checkpointing=true and optim.optimizer=paged_adamw_8bit, or a smaller model.")
+    if isinstance(e, OSError) and getattr(e, "errno", None) == 28:
+        return "disk", f"Disk full while writing to {cfg.output_dir}; the previous checkpoint is intact. Free space and resume with --resume latest."
+    if isinstance(e, KeyboardInterrupt):
+        return "interrupted", "Stopped by the user before a checkpoint; resume with --resume latest."
+    return "internal", "Unexpected error during training; see the message, and resume with --resume latest once fixed."

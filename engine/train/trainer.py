@@ -1,0 +1,52 @@
+"""TRL's SFTTrainer with atomic, rotated checkpoints in <run>/checkpoints/step-N."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from trl import SFTTrainer
+
+from engine.train import checkpoints as ckpt
+from engine.train.trl_compat import patch_trl_for_cpu
+
+patch_trl_for_cpu()
+
+
+class AtomicCheckpointTrainer(SFTTrainer):
+    """Writes each checkpoint into a staging folder and renames it into place when complete."""
+
+    def __init__(self, *args, run_dir: Path, keep: int, best=lambda: None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.run_dir = Path(run_dir)
+        self.keep = keep
+        self.best_step = best
+
+    def _save_checkpoint(self, model, trial):
+        root = self.run_dir / "checkpoints"
+        staging = root / ".staging"
+        shutil.rmtree(staging, ignore_errors=True)
+        final_out = self.args.output_dir
+        self.args.output_dir = str(staging)
+        try:
+            super()._save_checkpoint(model, trial)
+            written = staging / f"checkpoint-{self.state.global_step}"
+            final = root / f"step-{self.state.global_step}"
+            ckpt.commit_staged(written, final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)  # the previous checkpoints stay untouched
+            raise
+        finally:
+            self.args.output_dir = final_out
+        shutil.rmtree(staging, ignore_errors=True)
+        best = self.best_step()
+        ckpt.rotate(self.run_dir, self.keep, root / f"step-{best}" if best is not None else None)
+        self.control_checkpoint_event(final)
+
+    def control_checkpoint_event(self, path: Path) -> None:
+        for cb in self.callback_handler.callbacks:
+            if hasattr(cb, "sink"):
+                best = self.best_step()
+                cb.sink.emit("checkpoint", step=self.state.global_step, path=str(path),
+                             best=best is not None and best == self.state.global_step)
+                return

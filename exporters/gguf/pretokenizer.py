@@ -1,0 +1,95 @@
+"""Which llama.cpp pre-tokenizer (`tokenizer.ggml.pre`) a byte-level BPE tokenizer needs.
+
+Before BPE merges run, text is split into chunks by a regex; llama.cpp has the
+regexes of known families built in and picks one by name. A wrong name gives
+different token ids for digits, contractions or whitespace runs: the model still
+loads and then quietly answers worse. llama.cpp's own converter recognises a
+tokenizer by hashing its ids on a test string, so any vocabulary it has not seen
+fails. We read the splitting rules themselves from tokenizer.json instead: they
+are what decides the ids, whatever the vocabulary.
+
+Registry: each entry names the llama.cpp pre-tokenizer and the tokenizer.json
+`pre_tokenizer` steps that mean it (digits-first, regex, byte-level flag).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from engine.errors import EdgetuneError
+
+# The split regexes as they appear in tokenizer.json (facts from the Llama 3 and Qwen2 tokenizers).
+LLAMA3_REGEX = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+QWEN2_REGEX = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+
+
+@dataclass(frozen=True)
+class PreTokenizer:
+    """A llama.cpp pre-tokenizer and the tokenizer.json steps it reproduces."""
+
+    name: str          # value of tokenizer.ggml.pre
+    steps: tuple       # normalised pre_tokenizer steps, see `signature`
+    note: str
+
+
+PRE_TOKENIZERS: list[PreTokenizer] = []
+
+
+def register_pre_tokenizer(name: str, steps: tuple, note: str) -> None:
+    """Add a known pre-tokenizer (first match wins)."""
+    PRE_TOKENIZERS.append(PreTokenizer(name, steps, note))
+
+
+register_pre_tokenizer("llama-bpe", (("split", LLAMA3_REGEX), ("bytelevel", False)), "Llama 3.x: digits in groups of three")
+register_pre_tokenizer("qwen2", (("split", QWEN2_REGEX), ("bytelevel", False)), "Qwen2/2.5/3: one digit per chunk")
+register_pre_tokenizer("smollm", (("digits", True), ("bytelevel", True)), "SmolLM/SmolLM2: single digits, then GPT-2 rules")
+register_pre_tokenizer("gpt-2", (("bytelevel", True),), "GPT-2 rules")
+
+
+def _steps(node: Optional[dict]) -> list[dict]:
+    if not node:
+        return []
+    if node.get("type") == "Sequence":
+        out = []
+        for child in node.get("pretokenizers", []):
+            out += _steps(child)
+        return out
+    return [node]
+
+
+def signature(tokenizer_json: dict) -> tuple:
+    """The pre_tokenizer of a tokenizer.json as comparable steps, e.g. (('digits', True), ('bytelevel', True))."""
+    sig = []
+    for step in _steps(tokenizer_json.get("pre_tokenizer")):
+        kind = step.get("type")
+        if kind == "ByteLevel":
+            sig.append(("bytelevel", bool(step.get("use_regex", True))))
+        elif kind == "Digits":
+            sig.append(("digits", bool(step.get("individual_digits", False))))
+        elif kind == "Split":
+            pattern = step.get("pattern", {})
+            sig.append(("split", pattern.get("Regex", pattern.get("String"))))
+        else:
+            sig.append((kind.lower() if kind else "?", None))
+    return tuple(sig)
+
+
+def detect_pre_tokenizer(tokenizer_json: dict, source: str) -> str:
+    """The llama.cpp pre-tokenizer name for a byte-level BPE tokenizer.json, or a clear error."""
+    normalizer = tokenizer_json.get("normalizer")
+    if normalizer and not (normalizer.get("type") == "Sequence" and not normalizer.get("normalizers")):
+        raise EdgetuneError(
+            f"The tokenizer in {source} normalises text ({normalizer.get('type')}) before a byte-level BPE; "
+            f"llama.cpp cannot reproduce that. Pass --pre-tokenizer NAME only if you know the right llama.cpp name."
+        )
+    sig = signature(tokenizer_json)
+    for pre in PRE_TOKENIZERS:
+        if pre.steps == sig:
+            return pre.name
+    known = "; ".join(f"{p.name} ({p.note})" for p in PRE_TOKENIZERS)
+    raise EdgetuneError(
+        f"The byte-level BPE tokenizer in {source} splits text with rules llama.cpp's known pre-tokenizers "
+        f"do not match: {sig}. Known: {known}. If you know the right llama.cpp name, pass --pre-tokenizer NAME; "
+        f"verification will then check the token ids."
+    )

@@ -1,0 +1,135 @@
+"""A stand-in for `engine` in the app's tests: prints schema-valid events, fast and on cue.
+
+    EDGETUNE_ENGINE="python tests/app/fake_engine.py" edgetune
+
+`train [CONFIG] [key=value ...] [--resume RUN] --events -` writes a run folder
+(config.yaml, events.jsonl, checkpoints/step-N) and streams events built with
+engine.events.make_event, so they match the schema the real engine uses.
+FAKE_ENGINE_MODE picks a behaviour: normal, error (an `error` event, exit 2),
+crash (dies with a traceback, exit 1), ignore_term (ignores SIGTERM, must be
+killed), usage (a one-line `error:` on stderr like the CLI, exit 2).
+FAKE_ENGINE_STEPS (default 6) and FAKE_ENGINE_DELAY (seconds per step, 0.05).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from engine.events import SCHEMA, make_event
+
+FILL = {"kind": "runtime", "hint": "", "paths": {}, "metrics": {}, "config": {}, "backend_reason": "fake",
+        "dtype": "fp32", "trainable_params": 1000, "total_params": 100000, "grad_norm": 1.0, "perplexity": 1.0,
+        "level": "warning", "text": "", "adapter": None, "train_loss": None, "seconds": 0.0, "eval_loss": None,
+        "loss": None, "resumed_from": None}
+
+stop_requested = False
+
+
+class Emitter:
+    def __init__(self, run_dir: Path):
+        self.log = open(run_dir / "events.jsonl", "a", encoding="utf-8")
+
+    def emit(self, names: tuple, **fields) -> None:
+        """Emit under the first of `names` the schema knows, filling its other required fields."""
+        name = next(n for n in names if n in SCHEMA)
+        for req in SCHEMA[name]:
+            if req not in fields:
+                fields[req] = fields.get("eval_loss") if req == "loss" and "eval_loss" in fields else FILL.get(req)
+        line = json.dumps(make_event(name, **fields))
+        print(line, flush=True)
+        self.log.write(line + "\n")
+        self.log.flush()
+
+
+def parse(argv: list[str]) -> dict:
+    out = {"config": None, "overrides": {}, "resume": None}
+    it = iter(argv)
+    for a in it:
+        if a == "--resume":
+            out["resume"] = next(it)
+        elif a == "--events":
+            next(it)
+        elif "=" in a:
+            k, v = a.split("=", 1)
+            out["overrides"][k] = v
+        else:
+            out["config"] = a
+    return out
+
+
+def checkpoint(run_dir: Path, step: int, em: Emitter) -> None:
+    path = run_dir / "checkpoints" / f"step-{step}"
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "state.json").write_text(json.dumps({"step": step}))
+    em.emit(("checkpoint",), step=step, path=str(path))
+
+
+def train(args: dict, mode: str) -> int:
+    global stop_requested
+    if mode == "usage":
+        print("error: Config key 'lr' (command line) got 'abc'; expected float.", file=sys.stderr)
+        return 2
+    steps = int(os.environ.get("FAKE_ENGINE_STEPS", "6"))
+    delay = float(os.environ.get("FAKE_ENGINE_DELAY", "0.05"))
+    if args["resume"]:
+        run_dir = Path(args["resume"])
+    else:
+        run_dir = Path(args["overrides"].get("output_dir", "runs/fake").strip('"'))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / "config.yaml").exists():
+        (run_dir / "config.yaml").write_text(
+            f"method: lora\nmodel:\n  name_or_path: {args['overrides'].get('model.name_or_path', 'smollm2-135m-instruct')}\n"
+            f"data:\n  path: {args['overrides'].get('data.path', 'data.jsonl')}\n")
+    done = sorted(int(p.name[5:]) for p in (run_dir / "checkpoints").glob("step-*")) if args["resume"] else []
+    start = done[-1] if done else 0
+    em = Emitter(run_dir)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN if mode == "ignore_term" else lambda *_: globals().update(stop_requested=True))
+    em.emit(("run_started", "run_start"), run_dir=str(run_dir), model="fake", method="lora", backend="hf",
+            device="cpu", train_records=40, eval_records=4, total_steps=steps,
+            resumed_from=str(run_dir / "checkpoints" / f"step-{start}") if start else None)
+    em.emit(("plan",), total_gb=1.25, batch_size=8, gradient_checkpointing=False)
+    for step in range(start + 1, steps + 1):
+        time.sleep(delay)
+        loss = 3.0 / step
+        em.emit(("step", "train_loss"), step=step, total_steps=steps, epoch=step / steps, loss=loss,
+                lr=1e-3 * (1 - step / (steps + 1)), tokens_per_s=800.0 + step, peak_memory_gb=0.9)
+        if step % 2 == 0:
+            em.emit(("eval",), step=step, eval_loss=loss * 1.1, loss=loss * 1.1)
+            checkpoint(run_dir, step, em)
+        if mode == "error" and step == 3:
+            em.emit(("error",), kind="nan", message="loss became NaN/inf at step 3",
+                    hint="lower the learning rate (now 0.001)")
+            em.emit(("run_finished", "run_end"), status="failed", step=step, paths={"run_dir": str(run_dir)},
+                    metrics={"seconds": 0.1})
+            return 2
+        if mode == "crash" and step == 3:
+            print("Traceback (most recent call last):\n  File \"x.py\", line 1\nRuntimeError: boom", file=sys.stderr, flush=True)
+            os._exit(1)
+        if stop_requested:
+            checkpoint(run_dir, step, em)
+            em.emit(("run_finished", "run_end"), status="interrupted", step=step,
+                    paths={"run_dir": str(run_dir)}, metrics={"seconds": 0.1})
+            return 130
+    (run_dir / "adapter").mkdir(exist_ok=True)
+    em.emit(("run_finished", "run_end"), status="completed", step=steps,
+            paths={"run_dir": str(run_dir), "adapter": str(run_dir / "adapter")},
+            metrics={"train_loss": 3.0 / steps, "seconds": 0.3}, adapter=str(run_dir / "adapter"),
+            train_loss=3.0 / steps, seconds=0.3)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    mode = os.environ.get("FAKE_ENGINE_MODE", "normal")
+    if argv[:1] == ["train"]:
+        return train(parse(argv[1:]), mode)
+    print(f"error: fake engine does not do {argv[:1]}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
