@@ -84,6 +84,9 @@ class SftRecipe:
         self.model_dir = resolve_model(cfg.model.name_or_path, cfg.model.revision).path
         self.batch_size, self.grad_ckpt = self._resolve_auto()
         backend = get_backend(self.backend_name)
+        from transformers import set_seed
+
+        set_seed(cfg.seed)  # LoRA initialisation is random: same seed, same run
         self.model, self.tokenizer = backend.load(cfg, self.model_dir, self.choice, self.grad_ckpt)
         from engine.train.data_build import build_run_data
 

@@ -25,7 +25,7 @@ from engine.events import SCHEMA, make_event
 FILL = {"kind": "runtime", "hint": "", "paths": {}, "metrics": {}, "config": {}, "backend_reason": "fake",
         "dtype": "fp32", "trainable_params": 1000, "total_params": 100000, "grad_norm": 1.0, "perplexity": 1.0,
         "level": "warning", "text": "", "adapter": None, "train_loss": None, "seconds": 0.0, "eval_loss": None,
-        "loss": None, "resumed_from": None}
+        "loss": None, "resumed_from": None, "best": False}
 
 stop_requested = False
 
@@ -123,10 +123,53 @@ def train(args: dict, mode: str) -> int:
     return 0
 
 
+def option(argv: list[str], name: str, default=None):
+    return argv[argv.index(name) + 1] if name in argv else default
+
+
+def export(argv: list[str], mode: str) -> int:
+    """`export gguf|onnx SOURCE ... --out DIR --events -`: progress events, files, verify.json, Modelfile."""
+    target, out = argv[0], Path(option(argv, "--out", "exports"))
+    out.mkdir(parents=True, exist_ok=True)
+    em = Emitter(out)
+    names = [f"model-{q}.gguf" for q in option(argv, "--quant", "q8_0").split(",")] if target == "gguf" else \
+        [f"onnx-{option(argv, '--precision', 'int4')}"]
+    for i in range(5):
+        time.sleep(0.02)
+        em.emit(("export_progress",), target=target, stage=f"writing {names[0]}", fraction=(i + 1) / 5)
+    if mode == "export_error":
+        em.emit(("error",), kind="model", message="GGUF export does not support the architecture GPT2LMHeadModel",
+                hint="export it to ONNX instead")
+        return 2
+    files = {}
+    for n in names:
+        p = out / n
+        p.mkdir(exist_ok=True) if target == "onnx" else p.write_bytes(b"GGUF" + b"\0" * 100)
+        files[n] = {"file": n, "type": n.split("-")[-1].replace(".gguf", ""), "size_bytes": 104, "tokens_checked": 120,
+                    "tokens_matching": 120, "nmse": 2e-6, "top1": 0.995, "kl_mean": 0.001, "stop_check": "pass",
+                    "passed": mode != "verify_fail", "problems": [] if mode != "verify_fail" else ["top-1 80% < 99%"]}
+    vdir = out / names[0] if target == "onnx" else out
+    (vdir / "verify.json").write_text(json.dumps({"files": files}))
+    if target == "gguf":
+        (out / "Modelfile").write_text('FROM ./model-q8_0.gguf\nTEMPLATE """{{ .Prompt }}"""\nPARAMETER stop "<|im_end|>"\n')
+    return 1 if mode == "verify_fail" else 0
+
+
+def plan(argv: list[str]) -> int:
+    print(json.dumps({"total_gb": 1.9, "verdict": "fits", "budget_gb": float(option(argv, "--vram", "24")),
+                      "breakdown": {"base_weights": 0.54, "lora": 0.05, "optimizer": 0.1, "activations": 0.8,
+                                    "logits": 0.2, "overhead": 0.21}}, indent=2))
+    return 0
+
+
 def main(argv: list[str]) -> int:
     mode = os.environ.get("FAKE_ENGINE_MODE", "normal")
     if argv[:1] == ["train"]:
         return train(parse(argv[1:]), mode)
+    if argv[:1] == ["export"]:
+        return export(argv[1:], mode)
+    if argv[:1] == ["plan"]:
+        return plan(argv[1:])
     print(f"error: fake engine does not do {argv[:1]}", file=sys.stderr)
     return 2
 

@@ -1,0 +1,46 @@
+"""The wizard state: config as text per field, presets, and the key=value overrides it passes on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.wizard_state import WizardState, config_texts, override_text
+from engine.config import FIELDS, load_config
+from engine.paths import PRESETS_DIR
+
+
+def test_every_field_round_trips_through_key_equals_text(qapp):
+    for preset in [None, *sorted(PRESETS_DIR.glob("*.yaml"))]:
+        base = config_texts(load_config(preset))
+        for key in FIELDS:
+            again = config_texts(load_config(preset, [override_text(key, base[key])]))
+            assert again[key] == base[key], (preset, key)
+
+
+def test_strings_yaml_would_misread_are_quoted():
+    assert override_text("output_dir", "yes") == 'output_dir="yes"'
+    assert override_text("output_dir", "/runs/a") == "output_dir=/runs/a"
+    assert load_config(None, [override_text("output_dir", "1e-3")]).output_dir == "1e-3"
+
+
+def test_overrides_are_only_what_differs_from_the_preset(qapp):
+    st = WizardState()
+    st.set_preset(str(PRESETS_DIR / "cpu_quickstart.yaml"))
+    assert st.overrides() == [f"data.path={(PRESETS_DIR.parent.parent / 'assets/datasets/quillon_facts.jsonl').resolve()}"]
+    st.set("optim.lr", "0.0005")
+    st.set("lora.target_modules", "[q_proj, v_proj]")
+    cfg = st.resolved_config()
+    assert cfg.optim.lr == 5e-4 and cfg.lora.target_modules == ["q_proj", "v_proj"] and cfg.method == "lora"
+
+
+def test_choosing_a_preset_keeps_the_users_data_and_model(qapp, tmp_path):
+    st = WizardState()
+    st.set("data.path", str(tmp_path / "mine.jsonl"))
+    st.set("model.name_or_path", "/models/my-llama")
+    st.set("optim.lr", "0.5")
+    changed = []
+    st.value_changed.connect(changed.append)
+    st.set_preset(str(PRESETS_DIR / "gpu_1b_qlora.yaml"))
+    assert st.get("data.path") == str(tmp_path / "mine.jsonl") and st.get("model.name_or_path") == "/models/my-llama"
+    assert st.get("optim.lr") == st.base["optim.lr"] != "0.5"
+    assert "optim.lr" in changed and Path(st.preset).name == "gpu_1b_qlora.yaml"
