@@ -38,13 +38,24 @@ class Encoded:
     text: str = ""
 
 
+def template_text(value: str) -> str:
+    """A template given as Jinja text or as the path of a Jinja file."""
+    from pathlib import Path
+
+    if "{" in value or "\n" in value:
+        return value
+    p = Path(value).expanduser()
+    if not p.is_file():
+        from engine.errors import ConfigError
+
+        raise ConfigError(f"Chat template '{value}' is neither Jinja text nor an existing file.")
+    return p.read_text(encoding="utf-8")
+
+
 def ensure_chat_template(tokenizer, override: Optional[str] = None) -> None:
     """Give the tokenizer the user's template, its own, or the fallback."""
     if override:
-        from pathlib import Path
-
-        p = Path(override)
-        tokenizer.chat_template = p.read_text(encoding="utf-8") if p.is_file() else override
+        tokenizer.chat_template = template_text(override)
     elif not getattr(tokenizer, "chat_template", None):
         tokenizer.chat_template = FALLBACK_TEMPLATE
     if tokenizer.pad_token_id is None:

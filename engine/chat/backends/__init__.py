@@ -1,0 +1,51 @@
+"""Chat backends, a registry chosen from what the model reference is.
+
+Each backend module registers a class with `matches(ref) -> bool` and the
+ChatBackend methods: `prompt_ids(messages) -> list[int]` (the chat template
+rendered and tokenised) and `stream(ids, params) -> iterator of text chunks`
+(stopping at the model's end-of-turn tokens).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.errors import EdgetuneError
+
+BACKENDS: dict[str, type] = {}
+ORDER: list[str] = []  # tried in this order
+
+
+def register_backend(name: str):
+    def deco(cls):
+        cls.name = name
+        BACKENDS[name] = cls
+        ORDER.append(name)
+        return cls
+
+    return deco
+
+
+def _load_all() -> None:
+    from engine.chat.backends import gguf, hf, onnx  # noqa: F401  (registration)
+
+
+def open_backend(ref: str, backend: str = "auto", **options):
+    """Instantiate the backend for `ref` (or the one named)."""
+    _load_all()
+    if backend != "auto":
+        if backend not in BACKENDS:
+            raise EdgetuneError(f"Unknown chat backend {backend!r}; known: {', '.join(BACKENDS)}.")
+        return BACKENDS[backend](ref, **options)
+    for name in ORDER:
+        if BACKENDS[name].matches(ref):
+            return BACKENDS[name](ref, **options)
+    raise EdgetuneError(
+        f"'{ref}' is not something edgetune can chat with: expected a run folder, an adapter folder, a model folder "
+        f"(config.json), a .gguf file, an ONNX GenAI folder (genai_config.json), the bundled smollm2-135m-instruct "
+        f"or a hub id."
+    )
+
+
+def is_dir_with(ref: str, name: str) -> bool:
+    return (Path(ref) / name).is_file()

@@ -1,0 +1,88 @@
+"""transformers backend: run folders (adapter on its base), adapter folders, model folders, bundled, hub ids."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+from engine.chat.backends import register_backend
+from engine.chat.decoding import IncrementalText, sample_next
+from engine.chat.template import render_prompt
+
+
+def _base_and_adapter(ref: str) -> tuple[Path, Path | None, Path]:
+    """(base model folder, adapter folder or None, folder holding the tokenizer)."""
+    from engine.config import load_config
+    from engine.models import resolve_model
+    from engine.runs import is_run_dir
+
+    p = Path(ref)
+    if is_run_dir(p):
+        if (p / "merged" / "config.json").is_file():
+            return p / "merged", None, p / "merged"
+        cfg = load_config(p / "config.yaml")
+        base = resolve_model(cfg.model.name_or_path, cfg.model.revision).path
+        if (p / "adapter" / "adapter_config.json").is_file():
+            return base, p / "adapter", p / "adapter"
+        return p / "final", None, p / "final"
+    if (p / "adapter_config.json").is_file():
+        base_ref = json.loads((p / "adapter_config.json").read_text())["base_model_name_or_path"]
+        return resolve_model(base_ref).path, p, p
+    base = resolve_model(ref).path
+    return base, None, base
+
+
+@register_backend("hf")
+class HfChatBackend:
+    """Greedy/sampled decoding with a KV cache, token by token, in fp32 on the CPU (or the GPU)."""
+
+    @staticmethod
+    def matches(ref: str) -> bool:
+        return True  # the fallback: anything resolve_model understands
+
+    def __init__(self, ref: str, template: str | None = None):
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        from engine.models.loading import tokenizer_from_dir
+
+        base, adapter, tok_dir = _base_and_adapter(ref)
+        self.tokenizer = tokenizer_from_dir(tok_dir, template)
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+        if adapter is not None:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, str(adapter))
+        self.model = model.to(self.device).eval()
+        self.template = self.tokenizer.chat_template
+        gen_eos = getattr(self.model.generation_config, "eos_token_id", None)
+        stops = {self.tokenizer.eos_token_id} | set(gen_eos if isinstance(gen_eos, list) else [gen_eos] if gen_eos is not None else [])
+        self.stop_ids = {s for s in stops if s is not None}
+        self.label = f"hf:{Path(ref).name or ref}" + ("+adapter" if adapter is not None else "")
+
+    def prompt_ids(self, messages: list[dict]) -> list[int]:
+        text = render_prompt(self.template, messages, self.tokenizer.bos_token, self.tokenizer.eos_token)
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def stream(self, ids: list[int], params) -> Iterator[str]:
+        import torch
+
+        gen = torch.Generator().manual_seed(params.seed)
+        text = IncrementalText(lambda toks: self.tokenizer.decode(toks, skip_special_tokens=True))
+        past, inp, seen = None, torch.tensor([ids], device=self.device), list(ids)
+        self.last_count = 0
+        with torch.no_grad():
+            for _ in range(params.max_tokens):
+                out = self.model(input_ids=inp, past_key_values=past, use_cache=True)
+                past = out.past_key_values
+                tok = sample_next(out.logits[0, -1].float().cpu(), seen, params, gen)
+                if tok in self.stop_ids:
+                    break
+                seen.append(tok)
+                self.last_count += 1
+                piece = text.push(tok)
+                if piece:
+                    yield piece
+                inp = torch.tensor([[tok]], device=self.device)
