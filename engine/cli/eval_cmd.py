@@ -10,17 +10,29 @@ def add_parser(sub) -> None:
     p.add_argument("spec", help="Run folder, or a model (bundled name, folder, .gguf, hub id).")
     p.add_argument("--data", required=True, help="Data file (any format engine train accepts).")
     p.add_argument("--max-len", type=int, default=1024, help="Sequence length for plain models (runs use their own).")
+    p.add_argument("--answers", action="store_true",
+                   help="Also ask every question (greedy) and score answers that contain the record's `expect` "
+                        "field (or its output): a held-out quiz, base vs tuned.")
     p.add_argument("--json", action="store_true", help="Print JSON.")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from engine.train.evaluate import evaluate
+    from engine.train.evaluate import evaluate, quiz
 
     results = evaluate(args.spec, args.data, args.max_len)
+    items = quiz(args.spec, args.data) if args.answers else []
     if args.json:
-        print(json.dumps([r.__dict__ for r in results], indent=2))
+        print(json.dumps({"loss": [r.__dict__ for r in results], "quiz": [i.__dict__ for i in items]}, indent=2))
         return 0
+    for i in items:
+        print(f"Q: {i.question}   (expect: {i.expect})")
+        for name, answer in i.answers.items():
+            print(f"  {'✓' if i.correct[name] else '✗'} {name:<6} {answer.strip()[:110]}")
+    if items:
+        for name in items[0].answers:
+            print(f"{name}: {sum(i.correct[name] for i in items)}/{len(items)} correct")
+        print()
     print(f"{'model':<24}{'loss':>10}{'perplexity':>14}{'tokens':>10}")
     for r in results:
         print(f"{r.name:<24}{r.loss:>10.4f}{r.perplexity:>14.2f}{r.tokens:>10}")

@@ -83,3 +83,40 @@ def evaluate(spec: str, data: str, max_len: int = 1024, compare_base: bool = Tru
         loss, n = masked_loss(model, records)
         results.append(EvalResult("tuned", loss, math.exp(min(loss, 50)), n))
     return results
+
+
+@dataclass
+class QuizItem:
+    question: str
+    expect: str
+    answers: dict  # model label -> answer text
+    correct: dict  # model label -> bool
+
+
+def quiz(spec: str, data: str, max_tokens: int = 48) -> list[QuizItem]:
+    """Greedy answers of base and tuned to each question; correct = the record's `expect` (or output) appears.
+
+    Records are alpaca-style with an optional `expect` field holding the key fact
+    (e.g. "41"); without it the whole reference output must appear.
+    """
+    from engine.chat import ChatSession
+    from engine.config import load_config
+    from engine.data.readers import read_records
+    from engine.runs import is_run_dir
+
+    sessions = {}
+    if is_run_dir(spec):
+        cfg = load_config(Path(spec) / "config.yaml")
+        sessions["base"] = ChatSession(cfg.model.name_or_path, temperature=0, max_tokens=max_tokens, repeat_penalty=1.0)
+    sessions["tuned" if sessions else str(spec)] = ChatSession(spec, temperature=0, max_tokens=max_tokens, repeat_penalty=1.0)
+    items = []
+    for _, rec in read_records(data):
+        q = rec.get("instruction") or rec.get("prompt") or rec.get("question")
+        expect = rec.get("expect") or rec.get("output") or ""
+        answers, correct = {}, {}
+        for name, s in sessions.items():
+            s.reset()
+            answers[name] = s.ask(q)
+            correct[name] = expect.lower() in answers[name].lower()
+        items.append(QuizItem(q, expect, answers, correct))
+    return items

@@ -8,9 +8,10 @@ from pathlib import Path
 from trl import SFTTrainer
 
 from engine.train import checkpoints as ckpt
-from engine.train.trl_compat import patch_trl_for_cpu
+from engine.train.trl_compat import patch_trl_for_cpu, quiet_known_noise
 
 patch_trl_for_cpu()
+quiet_known_noise()
 
 
 class AtomicCheckpointTrainer(SFTTrainer):

@@ -51,3 +51,19 @@ def patch_trl_for_cpu() -> None:
 
     if getattr(tu, "_ChunkedLogProbFunction", "missing") is None:
         tu._ChunkedLogProbFunction = TorchLogProb
+
+
+def quiet_known_noise() -> None:
+    """Silence messages that are wrong for how edgetune runs, so real warnings stand out.
+
+    TRL warns that padding-free batches need FlashAttention; transformers' sdpa/eager
+    attention read the per-sample position ids and mask across samples when there is no
+    KV cache (tests/engine/test_train.py::test_packing_keeps_samples_apart checks it).
+    """
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars; we draw our own progress
+    logging.getLogger("trl.trainer.sft_trainer").addFilter(
+        lambda record: "Padding-free training is enabled" not in record.getMessage())

@@ -1,0 +1,141 @@
+"""Training throughput: edgetune vs the plain transformers+peft script a user would write.
+
+    python benchmarks/train_throughput.py            # 3 runs each, 8 steps, CPU
+    python benchmarks/train_throughput.py --runs 5 --steps 10
+
+Same model (bundled SmolLM2-135M-Instruct), same data (assets/datasets/quillon_facts.jsonl,
+rendered and masked the same way), same LoRA (r=16, alpha=32, all linear layers), same
+micro-batch (8) and learning rate. "Plain" is the transformers-docs recipe: from_pretrained
+with the checkpoint's default dtype (the hub checkpoint is bf16; `--plain-dtype fp32` for a
+second baseline), Trainer + DataCollatorForSeq2Seq (padding per batch), no packing.
+
+Each variant runs in its own process (so peak RSS is its own). Throughput is trained
+(non-padding) tokens per second over the steps after the first (warm-up). Printed: the
+median of the runs and the ratio edgetune / plain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "assets" / "datasets" / "quillon_facts.jsonl"
+
+
+def _records():
+    from engine.data.dataset import load_examples, tokenise
+    from engine.models.loading import load_tokenizer
+
+    tok = load_tokenizer("smollm2-135m-instruct")
+    return tok, tokenise(load_examples(str(DATA)).examples, tok, 256).records
+
+
+def run_plain(steps: int, dtype: str) -> dict:
+    """What the transformers + peft docs show, with a timing callback."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
+
+    from engine.models import resolve_model
+
+    tok, records = _records()
+    ds = Dataset.from_dict({"input_ids": [r.input_ids for r in records], "labels": [r.labels for r in records],
+                            "attention_mask": [[1] * len(r.input_ids) for r in records]})
+    model = AutoModelForCausalLM.from_pretrained(str(resolve_model("smollm2-135m-instruct").path),
+                                                 dtype={"bf16": torch.bfloat16, "fp32": torch.float32}[dtype])
+    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
+    times, tokens = [], []
+
+    class Timer(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            self.t = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            times.append(time.perf_counter() - self.t)
+
+    collator = DataCollatorForSeq2Seq(tok, padding=True)
+    orig = collator.__call__
+
+    def counting(features):
+        batch = orig(features)
+        tokens.append(int(batch["attention_mask"].sum()))
+        return batch
+
+    args = TrainingArguments(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=8, learning_rate=1e-3,
+                             max_steps=steps, logging_steps=1, report_to=[], save_strategy="no", use_cpu=True,
+                             disable_tqdm=True, seed=42)
+    Trainer(model=model, args=args, train_dataset=ds, data_collator=counting, callbacks=[Timer()]).train()
+    return {"tokens_per_s": sum(tokens[1:steps]) / sum(times[1:]), "steps": len(times)}
+
+
+def run_edgetune(steps: int) -> dict:
+    """`engine train` on the quickstart preset with the same batch and LoRA, reading its step events."""
+    from engine.config import load_config
+    from engine.events import EventSink
+    from engine.train.recipe import SftRecipe
+
+    out = Path(tempfile.mkdtemp()) / "run"
+    cfg = load_config(REPO / "assets/presets/cpu_quickstart.yaml",
+                      [f"output_dir={out}", f"max_steps={steps}", "batch_size=8", "lora.dropout=0.05",
+                       "train.save_steps=100000", f"data={DATA}"])
+    events = []
+    recipe = SftRecipe(cfg, EventSink(listeners=[events.append]))
+    recipe.setup(None)
+    recipe.train()
+    steps_ev = [e for e in events if e["type"] == "step"]
+    # tokens/s per step event covers exactly one step (logging_steps=1); skip the warm-up step.
+    tps = [e["tokens_per_s"] for e in steps_ev[1:]]
+    return {"tokens_per_s": len(tps) / sum(1 / t for t in tps), "steps": len(steps_ev)}
+
+
+def child(variant: str, steps: int, dtype: str) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    result = run_edgetune(steps) if variant == "edgetune" else run_plain(steps, dtype)
+    result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def measure(variant: str, steps: int, dtype: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", variant, "--steps", str(steps), "--plain-dtype", dtype],
+                         capture_output=True, text=True, cwd=REPO)
+    line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
+    if line is None:
+        raise SystemExit(f"{variant} failed:\n{out.stderr[-3000:]}")
+    return json.loads(line[7:])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--plain-dtype", default="bf16", choices=["bf16", "fp32"], help="dtype of the plain baseline")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return child(args.child, args.steps, args.plain_dtype)
+    results = {"plain": [], "edgetune": []}
+    for i in range(args.runs):
+        for variant in ("plain", "edgetune"):  # interleaved so machine noise hits both
+            r = measure(variant, args.steps, args.plain_dtype)
+            results[variant].append(r)
+            print(f"run {i + 1} {variant:<9} {r['tokens_per_s']:8.1f} tok/s  peak RSS {r['peak_rss_gb']:.2f} GB", flush=True)
+    med = {v: statistics.median(r["tokens_per_s"] for r in rs) for v, rs in results.items()}
+    rss = {v: statistics.median(r["peak_rss_gb"] for r in rs) for v, rs in results.items()}
+    print(f"\nbaseline: plain transformers Trainer + peft ({args.plain_dtype}, DataCollatorForSeq2Seq)")
+    print(f"plain     median {med['plain']:8.1f} trained tok/s   peak RSS {rss['plain']:.2f} GB")
+    print(f"edgetune  median {med['edgetune']:8.1f} trained tok/s   peak RSS {rss['edgetune']:.2f} GB")
+    print(f"ratio     {med['edgetune'] / med['plain']:.2f}x tokens/s   {rss['edgetune'] / rss['plain']:.2f}x peak RSS")
+
+
+if __name__ == "__main__":
+    main()
