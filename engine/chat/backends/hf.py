@@ -44,8 +44,11 @@ class HfChatBackend:
     def __init__(self, ref: str, template: str | None = None):
         import torch
         from transformers import AutoModelForCausalLM
+        from transformers.utils import logging as hf_logging
 
         from engine.models.loading import tokenizer_from_dir
+
+        hf_logging.disable_progress_bar()
 
         base, adapter, tok_dir = _base_and_adapter(ref)
         self.tokenizer = tokenizer_from_dir(tok_dir, template)
