@@ -96,18 +96,19 @@ class SftRecipe:
         (self.run_dir / FINGERPRINT).write_text(json.dumps(fingerprint(cfg), indent=1))
 
     def _resolve_auto(self) -> tuple[int, bool]:
-        try:
-            from engine.plan import resolve_auto
-        except ImportError:  # planner not installed yet: conservative defaults
-            bs = 4 if self.cfg.optim.batch_size == "auto" else self.cfg.optim.batch_size
-            gc = self.choice.device == "cuda" if self.cfg.train.gradient_checkpointing == "auto" else self.cfg.train.gradient_checkpointing
-            return int(bs), bool(gc)
+        """Resolve 'auto' batch size / gradient checkpointing with the memory planner."""
+        from engine.plan import plan_memory, resolve_auto
+
         memory_gb = None
         if self.choice.device == "cuda":
             import torch
 
-            memory_gb = torch.cuda.get_device_properties(0).total_memory / 1e9
+            memory_gb = torch.cuda.get_device_properties(0).total_memory / 2**30
         bs, gc = resolve_auto(self.cfg, self.choice.device, memory_gb)
+        try:
+            self.plan = plan_memory(self.cfg, self.choice.device, memory_gb)
+        except EdgetuneError:  # a model whose shape the planner cannot find: no estimate, still trainable
+            self.plan = None
         return int(bs), bool(gc)
 
     def _trainer(self, batch_size: int, grad_accum: int):
@@ -172,7 +173,8 @@ class SftRecipe:
             eval_records=len(self.data.eval) if self.data.eval is not None else 0, total_steps=total_steps,
             resumed_from=str(self.resume_from) if self.resume_from else None,
         )
-        self.sink.emit("plan", total_gb=None, batch_size=batch_size, gradient_checkpointing=self.grad_ckpt)
+        self.sink.emit("plan", total_gb=round(self.plan.total_gb, 2) if self.plan else None,
+                       batch_size=batch_size, gradient_checkpointing=self.grad_ckpt)
         if self.data.truncated or self.data.dropped or self.data.skipped:
             self.sink.emit("warning", message=f"{self.data.truncated} record(s) truncated to max_len={cfg.sequence.max_len}, "
                            f"{self.data.dropped} dropped, {self.data.skipped} malformed skipped",
