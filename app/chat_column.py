@@ -9,7 +9,7 @@ from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QTextBrowser,
                                QVBoxLayout, QWidget)
 
-from app.chat_worker import ChatWorker, start_worker_thread
+from app.chat_worker import ChatWorker, start_worker_thread, stop_worker_thread
 
 
 class ChatColumn(QWidget):
@@ -114,9 +114,7 @@ class ChatColumn(QWidget):
 
     def shutdown(self) -> None:
         """Stop the worker thread (window closing); a generation in progress ends at its next chunk."""
-        self.worker.stop()
-        self.thread.quit()
-        self.thread.wait(30_000)
+        stop_worker_thread(self.thread, self.worker)
 
     # worker results ---------------------------------------------------------------------
     def _loaded(self, description: str) -> None:

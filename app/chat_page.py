@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBox
 
 from app.chat_column import ChatColumn
 from app.page_header import PageHeader
+from app.sampling_form import SamplingForm
 from app.run_folder import list_exports
 
 
@@ -33,9 +34,12 @@ class ChatPage(QWidget):
         self.system = QLineEdit()
         self.system.setPlaceholderText("(the model's default)")
         sys_row.addWidget(self.system, 1)
-        self.load_all = QPushButton("Load all")
+        self.load_all = QPushButton("Load models")
+        self.load_all.setToolTip("Load (or reload, after changing the system prompt or sampling) every ticked column.")
         sys_row.addWidget(self.load_all)
         lay.addLayout(sys_row)
+        self.sampling = SamplingForm()
+        lay.addWidget(self.sampling)
         cols = QHBoxLayout()
         self.base = ChatColumn("Base model", settings)
         self.tuned = ChatColumn("Tuned (run folder)", settings)
@@ -73,9 +77,10 @@ class ChatPage(QWidget):
         self.exported.set_choices([str(p) for p in list_exports(Path(run))] if run else [])
 
     def load_all_columns(self) -> None:
+        """(Re)load every enabled column with the current system prompt and sampling options."""
         for c in self.columns:
-            if c.model.currentText().strip() and c.model.currentText().strip() != c.loaded_spec:
-                c.load(self.system.text().strip())
+            if c.model.currentText().strip() and not c.busy:
+                c.load(self.system.text().strip(), self.sampling.values())
 
     def send(self) -> int:
         """Send the input line to every loaded column; returns how many took it."""

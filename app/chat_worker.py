@@ -30,7 +30,7 @@ class ChatWorker(QObject):
 
     loaded = Signal(str)              # a description of the loaded model
     chunk = Signal(str)               # streamed text
-    reply_done = Signal(float, int)   # seconds, chunks
+    reply_done = Signal(float, int)   # seconds, generated tokens
     failed = Signal(str)
 
     def __init__(self):
@@ -41,17 +41,19 @@ class ChatWorker(QObject):
 
     @Slot(str, str, dict)
     def load(self, spec: str, system: str, sampling: dict) -> None:
+        from app.worker import ENGINE_LOCK
+
         self.session, self.spec = None, spec
         try:
-            self.session = open_session(spec, system, sampling)
+            with ENGINE_LOCK:  # no two threads inside transformers' imports at once
+                self.session = open_session(spec, system, sampling)
         except EdgetuneError as e:
             self.failed.emit(str(e))
             return
         except Exception as e:  # a bug or a broken model file: say it, keep the GUI alive
             self.failed.emit(f"{type(e).__name__}: {e}")
             return
-        backend = getattr(self.session, "backend_name", None) or type(getattr(self.session, "backend", self.session)).__name__
-        self.loaded.emit(f"{spec} ({backend})")
+        self.loaded.emit(str(getattr(self.session, "label", "") or spec))
 
     @Slot(str)
     def send(self, text: str) -> None:
@@ -72,7 +74,9 @@ class ChatWorker(QObject):
         except Exception as e:
             self.failed.emit(f"{type(e).__name__}: {e}")
             return
-        self.reply_done.emit(time.perf_counter() - start, n)
+        stats = getattr(self.session, "last_stats", None) or {}
+        # the session counts generated tokens; a chunk can hold several (or part of one)
+        self.reply_done.emit(float(stats.get("seconds") or time.perf_counter() - start), int(stats.get("tokens") or n))
 
     @Slot()
     def reset(self) -> None:
@@ -84,9 +88,34 @@ class ChatWorker(QObject):
         self._stop = True
 
 
+_threads: list = []  # (thread, worker): kept alive until the app quits, never destroyed while running
+
+
+def _stop_all() -> None:
+    for thread, worker in _threads:
+        worker.stop()
+        thread.quit()
+    for thread, _ in _threads:
+        thread.wait(30_000)
+    _threads.clear()
+
+
 def start_worker_thread(worker: ChatWorker) -> QThread:
-    """Move `worker` to a new started thread; the caller quits and waits on it when done."""
+    """Move `worker` to a new started thread; every such thread is stopped when the app quits."""
+    from PySide6.QtCore import QCoreApplication
+
+    if not _threads and QCoreApplication.instance() is not None:
+        QCoreApplication.instance().aboutToQuit.connect(_stop_all)
     thread = QThread()
     worker.moveToThread(thread)
     thread.start()
+    _threads.append((thread, worker))
     return thread
+
+
+def stop_worker_thread(thread: QThread, worker: ChatWorker) -> None:
+    """Stop one worker's thread now (its column is closing); a reply in progress ends at its next chunk."""
+    worker.stop()
+    thread.quit()
+    thread.wait(30_000)
+    _threads[:] = [(t, w) for t, w in _threads if t is not thread]

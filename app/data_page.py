@@ -20,7 +20,6 @@ from app.drop_zone import DropZone
 from app.field_editor import FieldEditor
 from app.masked_sample_view import MaskedSampleView
 from app.page_header import PageHeader
-from app.token_histogram import TokenHistogram
 from app.worker import run_in_thread
 from engine.config import FIELDS
 from engine.paths import DATASETS_DIR
@@ -79,8 +78,8 @@ class DataPage(QWidget):
         grid.addWidget(stats, 0, 0)
         hist_box = QGroupBox("Token lengths")
         hl = QVBoxLayout(hist_box)
-        self.histogram = TokenHistogram()
-        hl.addWidget(self.histogram)
+        self._histogram = None  # matplotlib is imported on first use (keeps start-up fast)
+        self.hist_layout = hl
         grid.addWidget(hist_box, 0, 1)
         grid.setColumnStretch(0, 2)
         grid.setColumnStretch(1, 3)
@@ -111,6 +110,7 @@ class DataPage(QWidget):
         self.debounce.setSingleShot(True)
         self.debounce.setInterval(400)
         self.debounce.timeout.connect(self.inspect)
+        self._stale = False  # a change arrived while hidden: check when first shown
         self.drop.file_chosen.connect(self.set_path)
         self.drop.browse_requested.connect(self._browse)
         self.samples.activated.connect(self._sample_set_chosen)
@@ -118,6 +118,17 @@ class DataPage(QWidget):
         state.value_changed.connect(lambda key: key in WATCHED and self._changed(key))
         if state.get("data.path"):
             self.drop.show_path(state.get("data.path"))
+            self._stale = True
+
+    @property
+    def histogram(self):
+        """The token-length canvas, built the first time it is needed."""
+        if self._histogram is None:
+            from app.token_histogram import TokenHistogram
+
+            self._histogram = TokenHistogram()
+            self.hist_layout.addWidget(self._histogram)
+        return self._histogram
 
     # choosing -----------------------------------------------------------------
     def set_path(self, path: str) -> None:
@@ -143,12 +154,23 @@ class DataPage(QWidget):
             self.drop.show_path(self.state.get("data.path"))
             self.sample_index.setValue(1)
         if self.state.get("data.path"):
+            if self.isVisible():
+                self.debounce.start()
+            else:
+                self._stale = True
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.histogram  # noqa: B018  (build the canvas before the page is seen)
+        if self._stale:
+            self._stale = False
             self.debounce.start()
 
     # inspecting ------------------------------------------------------------------
     def inspect(self) -> None:
         """Read the data in a worker thread with the current model, max_len and format settings."""
         self.debounce.stop()
+        self._stale = False
         path = self.state.get("data.path")
         if not path:
             return
@@ -160,7 +182,7 @@ class DataPage(QWidget):
         run_in_thread(inspect_file, path, s.get("model.name_or_path"), int(s.get("sequence.max_len") or 1024),
                       s.get("data.format"), s.get("data.columns"), s.get("data.system_prompt"), s.get("data.on_error"),
                       self.sample_index.value() - 1,
-                      on_done=lambda r: self._show(probe, r), on_failed=lambda m: self._fail(probe, m))
+                      on_done=lambda r: self._show(probe, r), on_failed=lambda m: self._fail(probe, m), context=self)
 
     def _fail(self, probe: int, message: str) -> None:
         if probe != self._probe_id:

@@ -42,6 +42,7 @@ class EngineQuery(QObject):
         self._done = True
         if self.proc.state() != QProcess.ProcessState.NotRunning:
             self.proc.kill()
+            self.proc.waitForFinished(2000)  # reap it, so no zombie outlives the query
 
     def _report_failure(self, message: str) -> None:
         if not self._done:

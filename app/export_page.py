@@ -26,13 +26,18 @@ from app.page_header import PageHeader
 from app.verify_table import VerifyTable
 from engine.config import FIELDS
 from engine.config.quant_types import DIRECT_TYPES, LLAMA_QUANT_TYPES
-from engine.runs import exports_dir_for
+from engine.runs import exports_dir_for, is_run_dir
 
 # The types most people want, checked by the advisor's bound; the rest under "more".
 COMMON_QUANTS = ("auto", "q8_0", "q4_k_m", "q5_k_m", "q6_k", "f16")
 QUANT_NOTES = {"auto": "advisor: smallest type within the quality bound", "q8_0": "8-bit, near lossless",
                "q4_k_m": "~4.9 bits/weight, smallest common", "q5_k_m": "~5.7 bits/weight", "q6_k": "~6.6 bits/weight",
                "f16": "16-bit, reference quality"}
+
+
+def _size(path: Path) -> int:
+    """Bytes in a file, or in every file under a folder."""
+    return path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 class ExportPage(QWidget):
@@ -123,12 +128,12 @@ class ExportPage(QWidget):
         row.addWidget(self.export_button)
         row.addWidget(self.cancel_button)
         row.addWidget(self.open_button)
-        self.stage = QLabel("")
-        row.addWidget(self.stage, 1)
+        row.addStretch(1)
         lay.addLayout(row)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
-        self.progress.setTextVisible(False)
+        self.progress.setFormat("no export running")
+        self.progress.setValue(0)  # a bar that was never set hides its text
         lay.addWidget(self.progress)
 
         split = QSplitter(Qt.Orientation.Vertical)
@@ -163,7 +168,9 @@ class ExportPage(QWidget):
         if spec and self.source.findText(spec) < 0:
             self.source.insertItem(0, spec)
         self.source.setCurrentText(spec)
-        self.show_existing()
+        if not self.process.is_running():
+            self.log.clear()
+            self.show_existing()
 
     def _browse(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Run or model folder", self.settings.last_folder("export"))
@@ -184,15 +191,23 @@ class ExportPage(QWidget):
         return chosen
 
     def export_args(self) -> list[list[str]]:
-        """The engine commands the current choices make (each is one child process)."""
+        """The engine commands the current choices make (each is one child process).
+
+        A run folder exports into <run>/exports (the engine's default, so no --out); a plain
+        model spec into <runs dir>/../exports/<name>.
+        """
         spec = self.source.currentText().strip()
+        is_run = is_run_dir(Path(spec))
         jobs = []
-        out = ["--out", str(self.out_dir())]
         if self.gguf_on.isChecked() and self.quants():
+            out = [] if is_run else ["--out", str(self.out_dir())]
             jobs.append(["export", "gguf", spec, "--quant", ",".join(self.quants()), *out, "--events", "-"])
         if self.onnx_on.isChecked():
-            jobs.append(["export", "onnx", spec, "--precision", self.precision.currentText(),
-                         "--target", self.target.currentText(), *out, "--events", "-"])
+            precision, target = self.precision.currentText(), self.target.currentText()
+            # --out is the ONNX model's own folder (not the folder that holds it)
+            out = [] if is_run else ["--out", str(self.out_dir() / f"onnx-{precision}-{target}")]
+            jobs.append(["export", "onnx", spec, "--precision", precision, "--target", target, *out,
+                         "--events", "-"])
         return jobs
 
     def start(self) -> bool:
@@ -224,7 +239,7 @@ class ExportPage(QWidget):
         args = self.jobs.pop(0)
         self.error_event = None
         self.progress.setValue(0)
-        self.stage.setText(f"{args[1].upper()}: starting…")
+        self._stage(f"{args[1].upper()}: starting…")
         self.log.appendPlainText(f"$ {display_command(args)}")
         self.process.start(args)
         self._update_buttons()
@@ -234,7 +249,7 @@ class ExportPage(QWidget):
         t = ev["type"]
         if t == "export_progress":
             self.progress.setValue(int(1000 * max(0.0, min(1.0, float(ev.get("fraction") or 0)))))
-            self.stage.setText(f"{str(ev.get('target', '')).upper()}: {ev.get('stage', '')}")
+            self._stage(f"{str(ev.get('target', '')).upper()}: {ev.get('stage', '')}")
         elif t in ("warning", "message"):
             self.log.appendPlainText(f"{t}: {ev.get('message', '')}" + (f" — {ev['hint']}" if ev.get("hint") else ""))
         elif t == "error":
@@ -242,7 +257,15 @@ class ExportPage(QWidget):
 
     def _job_finished(self, code: int, crashed: bool) -> None:
         target = self.process.args[1] if len(self.process.args) > 1 else "export"
-        if self.error_event is not None or code != 0:
+        verify_failed = code == 1 and self.error_event is None and not crashed and any(self.out_dir().rglob("verify*.json"))
+        if verify_failed:
+            # the files were written, but a check failed: the table says which
+            self.dialog = show_engine_error(self, f"{target.upper()} verification failed",
+                                            "The export finished, but at least one check failed.",
+                                            "See the Verification tab (hover a row for the problems).")
+            self.results.append((target, "unverified"))
+            self._stage(f"{target.upper()}: written, verification failed")
+        elif self.error_event is not None or code != 0:
             msg = (self.error_event or {}).get("message") or self.process.cli_error() or \
                 f"engine export {target} ended with exit code {code}."
             hint = (self.error_event or {}).get("hint", "")
@@ -250,14 +273,23 @@ class ExportPage(QWidget):
             if not (self.process.cancel_requested and not self.jobs):
                 self.dialog = show_engine_error(self, f"{target.upper()} export failed", msg, hint, details)
             self.results.append((target, "failed"))
-            self.stage.setText(f"{target.upper()}: failed")
+            self._stage(f"{target.upper()}: failed")
         else:
             self.results.append((target, "done"))
             self.progress.setValue(1000)
-            self.stage.setText(f"{target.upper()}: done")
+            self._stage(f"{target.upper()}: done")
         self._next_job()
 
+    def _stage(self, text: str) -> None:
+        self.progress.setFormat(f"{text}  %p%")
+
+    def _listing(self, out: Path) -> str:
+        return f"Exports in {out}:\n" + "\n".join(
+            f"  {p.name:<28} {_size(p) / 1e6:8.1f} MB" for p in sorted(out.iterdir()) if p.suffix == ".gguf" or p.is_dir())
+
     def _all_done(self) -> None:
+        if self.out_dir().is_dir():
+            self.log.appendPlainText(self._listing(self.out_dir()))
         self.show_existing()
         self._update_buttons()
         if any(s == "done" for _, s in self.results):
@@ -272,13 +304,17 @@ class ExportPage(QWidget):
         if out is None or not out.is_dir():
             self._update_buttons()
             return
-        for vf in sorted(out.rglob("verify*.json")):
+        for vf in sorted(out.rglob("verify*.json"), key=lambda p: (len(p.parts), str(p))):
             rel = vf.parent.relative_to(out)
+            # a model in its own folder (ONNX): its size is the folder's, which the report does not carry
+            size = None if str(rel) == "." else _size(vf.parent)
             try:
-                self.verify.load(vf, "" if str(rel) == "." else f"{rel}: ")
+                self.verify.load(vf, "" if str(rel) == "." else f"{rel}: ", size)
             except (OSError, ValueError) as e:
-                self.verify.add_rows([(str(vf.name), f"unreadable: {e}", False)])
-        modelfiles = sorted(out.rglob("Modelfile*"))
+                self.verify.add_rows([([str(vf), "-", "-", "-", "-", "-", "-", "-", f"unreadable: {e}"], False, "")])
+        if not self.log.toPlainText().strip():  # a reopened run: say what is there
+            self.log.setPlainText(self._listing(out))
+        modelfiles = sorted(out.rglob("Modelfile*"), key=lambda p: (len(p.parts), str(p)))
         if modelfiles:
             mf = modelfiles[0]
             name = Path(self.source.currentText().strip()).name or "edgetune-model"

@@ -16,9 +16,16 @@ def _gguf_supported() -> list[str]:
     return supported_architectures()
 
 
+def _onnx_supported() -> list[str]:
+    from exporters.onnx.architectures import ARCHITECTURES
+
+    return sorted(ARCHITECTURES)
+
+
 # target -> function listing the HF architecture class names it converts
 SUPPORTED_LISTS: dict[str, Callable[[], list[str]]] = {
     "gguf": _gguf_supported,
+    "onnx": _onnx_supported,
 }
 
 
@@ -32,7 +39,7 @@ def export_support(architecture: str) -> dict[str, tuple[Optional[bool], str]]:
             out[target] = (None, f"the {target} exporter is not installed ({e.name})")
             continue
         if architecture in known:
-            out[target] = (True, f"{architecture} has a {target.upper()} converter")
+            out[target] = (True, f"the {target.upper()} exporter converts {architecture}")
         else:
             out[target] = (False, f"supported: {', '.join(known)}")
     return out

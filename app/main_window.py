@@ -175,8 +175,10 @@ class MainWindow(QMainWindow):
         self.settings.theme = name
         apply_theme(QApplication.instance(), name)
         self.theme_actions[name].setChecked(True)
-        for canvas in (self.train_page.plot, self.data_page.histogram):
-            canvas.redraw() if hasattr(canvas, "redraw") else canvas.plot(canvas.lengths, canvas.max_len)
+        if self.train_page._plot is not None:
+            self.train_page.plot.redraw()
+        if self.data_page._histogram is not None:
+            self.data_page.histogram.plot(self.data_page.histogram.lengths, self.data_page.histogram.max_len)
 
     def _open_run_dialog(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Run folder", self.settings.last_folder("run"))
@@ -210,6 +212,8 @@ class MainWindow(QMainWindow):
             self.train_page.process.kill()
         if self.export_page.process.is_running():
             self.export_page.process.kill()
+        if self.method_page.query is not None:
+            self.method_page.query.cancel()
         self.chat_page.shutdown()
         self.settings.set_geometry(self.saveGeometry())
         self.settings.sync()

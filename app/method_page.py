@@ -3,9 +3,10 @@
 A preset (assets/presets/*.yaml) sets sensible values for a model size and a
 GPU class; the main knobs are shown up front, every other option sits in the
 Advanced panel, generated from the run config (labels, widgets and tooltips
-come from engine/config/schema.py). The machine is detected (GPU via nvidia-smi
-/ rocm-smi, else the CPU and its RAM) and `engine plan ... --json` gives the
-memory breakdown and a fits / tight / does-not-fit verdict for it.
+come from engine/config/schema.py). `engine plan ... --json` detects this
+machine (its GPU via nvidia-smi, else the CPU's RAM) and gives the memory
+breakdown, a fits / tight / does-not-fit verdict and what to change; "Plan for"
+asks the same question for any GPU in the planner's catalog.
 """
 
 from __future__ import annotations
@@ -14,20 +15,35 @@ from pathlib import Path
 
 import yaml
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QSplitter, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QSizePolicy, QSplitter,
+                               QVBoxLayout, QWidget)
 
 from app.config_form import ConfigForm
 from app.engine_query import EngineQuery
 from app.field_editor import FieldEditor
-from app.hardware import Device, detect_device
 from app.page_header import PageHeader
 from app.plan_view import PlanView
 from app.wizard_state import PAGE_OWNED
-from app.worker import run_in_thread
 from engine.config import FIELDS
 from engine.errors import EdgetuneError
 from engine.paths import PRESETS_DIR
+
+def gpu_catalog() -> list[tuple[str, float]]:
+    """(name, GB) of every GPU the planner knows (its catalog, no torch)."""
+    from engine.plan.gpu_catalog import GPUS
+
+    return sorted(set(GPUS.values()), key=lambda ng: (ng[0].split()[0], ng[1], ng[0]))
+
+
+def gpu_name_parses(name: str, gb: float) -> bool:
+    """Whether `--gpu NAME` reads back as this catalog entry (some names, e.g. 'A10G', hold a size-like token)."""
+    from engine.plan.gpu_catalog import parse_target
+
+    try:
+        return parse_target(name).memory_gb == gb
+    except EdgetuneError:
+        return False
+
 
 # The knobs people change most, shown up front (everything else is in Advanced).
 MAIN_KNOBS = (("method", "Method"), ("lora.r", "LoRA rank"), ("optim.lr", "Learning rate"), ("optim.epochs", "Epochs"),
@@ -53,7 +69,6 @@ class MethodPage(QWidget):
     def __init__(self, state, settings, parent=None):
         super().__init__(parent)
         self.state, self.settings = state, settings
-        self.device: Device | None = None
         self.query: EngineQuery | None = None
         lay = QVBoxLayout(self)
         lay.addWidget(PageHeader("3 · Method & fit", "Pick a preset, adjust the main settings, and check that the "
@@ -90,11 +105,24 @@ class MethodPage(QWidget):
         self.config_error.setWordWrap(True)
         self.config_error.setStyleSheet("color: #d1242f;")
         form.addRow(self.config_error)
+        knobs.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        preset_box.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        form.setVerticalSpacing(3)
         ll.addWidget(knobs)
 
         fit = QGroupBox("Will it fit?")
         fl = QVBoxLayout(fit)
-        self.device_label = QLabel("Detecting the GPU…")
+        target_row = QHBoxLayout()
+        target_row.addWidget(QLabel("Plan for:"))
+        self.target = QComboBox()
+        self.target.addItem("this machine", None)
+        for name, gb in gpu_catalog():
+            self.target.addItem(f"{name} ({gb:g} GB)", (name, gb))
+        self.target.setToolTip("The GPU to plan for: this machine's (found by the planner), or any GPU in "
+                               "the planner's catalog, to see what a run would need there.")
+        target_row.addWidget(self.target, 1)
+        fl.addLayout(target_row)
+        self.device_label = QLabel("")
         self.device_label.setWordWrap(True)
         fl.addWidget(self.device_label)
         self.plan_view = PlanView()
@@ -117,7 +145,9 @@ class MethodPage(QWidget):
         self.preset.currentIndexChanged.connect(self._preset_chosen)
         state.value_changed.connect(lambda key: key != "output_dir" and self.debounce.start())
         state.preset_changed.connect(self._show_preset)
-        run_in_thread(detect_device, on_done=self._device_found, on_failed=lambda m: self._device_found(None))
+        self.target.currentIndexChanged.connect(lambda *_: self.replan())
+        self._show_preset(state.preset)
+        self._planned = False  # plan when first shown, then on every change
 
     # preset ------------------------------------------------------------------------
     def select_preset(self, path: str) -> None:
@@ -133,33 +163,38 @@ class MethodPage(QWidget):
 
     def _show_preset(self, path: str) -> None:
         i = self.preset.findData(path)
-        if i >= 0 and i != self.preset.currentIndex():
+        if i < 0:  # a reopened run's own config.yaml
+            self.preset.addItem(f"{Path(path).parent.name} (this run's config)", path)
+            i = self.preset.count() - 1
+        if i != self.preset.currentIndex():
             self.preset.blockSignals(True)
             self.preset.setCurrentIndex(i)
             self.preset.blockSignals(False)
-        self.preset_text.setText(preset_description(Path(path)) if path else
-                                 "The engine's defaults: QLoRA, rank 16, lr 2e-4, 3 epochs.")
+        if not path:
+            text = "The engine's defaults: QLoRA, rank 16, lr 2e-4, 3 epochs."
+        else:
+            text = preset_description(Path(path)) or f"The settings saved with this run ({path})."
+        self.preset_text.setText(text)
 
     # fit ------------------------------------------------------------------------------
-    def _device_found(self, device) -> None:
-        self.device = device
-        if device is None:
-            self.device_label.setText("Could not detect the device.")
-        else:
-            what = "GPU" if device.kind != "cpu" else "No GPU found: training runs on the CPU (slow, but it works)"
-            self.device_label.setText(f"<b>{what}</b> — {device.describe()}" if device.kind != "cpu" else
-                                      f"<b>{what}</b> — {device.name}, {device.memory_gb or 0:.0f} GB RAM")
-        self.replan()
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._planned:
+            self.replan()
 
     def plan_args(self) -> list[str]:
+        """`engine plan [PRESET] key=value ... --json [--gpu NAME | --vram GB]`."""
         args = ["plan", *self.state.config_args(), "--json"]
-        if self.device is not None and self.device.memory_gb:
-            args += ["--vram", f"{self.device.memory_gb:.1f}"]
+        choice = self.target.currentData()
+        if choice:
+            name, gb = choice
+            args += ["--gpu", name] if gpu_name_parses(name, gb) else ["--vram", f"{gb:g}"]
         return args
 
     def replan(self) -> None:
         """Validate the settings here, then ask `engine plan` for the memory breakdown."""
         self.debounce.stop()
+        self._planned = True
         try:
             self.state.resolved_config()
         except EdgetuneError as e:
@@ -176,8 +211,14 @@ class MethodPage(QWidget):
         self.query.start()
 
     def _plan_ready(self, plan) -> None:
-        budget = self.device.memory_gb if self.device else None
-        self.plan_view.show_plan(plan if isinstance(plan, dict) else {}, budget)
+        plan = plan if isinstance(plan, dict) else {}
+        device = plan.get("device", "")
+        kind = {"cuda": "GPU", "mps": "Apple GPU", "cpu": "no GPU: training runs on the CPU (slow, but it works)"}
+        mem = f", {plan['memory_gb']:.1f} GB usable" if plan.get("memory_gb") else ""
+        self.device_label.setText(f"<b>{plan.get('target', 'this machine')}</b>{mem} — {kind.get(device, device)}")
+        self.plan_view.show_plan(plan)
 
     def _plan_failed(self, message: str) -> None:
+        if "invalid choice: 'plan'" in message:
+            message = "this engine has no `engine plan` command yet (update edgetune)."
         self.plan_view.show_message(f"The memory planner could not answer: {message}", "#9a6700")

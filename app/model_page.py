@@ -32,7 +32,7 @@ class ModelPage(QWidget):
         self._probe_id = 0
         lay = QVBoxLayout(self)
         lay.addWidget(PageHeader("1 · Model", "Choose the model to fine-tune. The bundled SmolLM2-135M-Instruct "
-                                 "trains on any CPU in minutes and needs no download."))
+                                 "is small enough to train on a plain CPU and needs no download."))
 
         src = QGroupBox("Source")
         grid = QVBoxLayout(src)
@@ -89,6 +89,7 @@ class ModelPage(QWidget):
         self.debounce.setSingleShot(True)
         self.debounce.setInterval(600)
         self.debounce.timeout.connect(self.check)
+        self._stale = False  # a change arrived while hidden: check when first shown
         self.group.idToggled.connect(lambda _id, on: on and self._source_changed())
         self.local_path.textEdited.connect(lambda *_: (self.radio_local.setChecked(True), self._source_changed()))
         self.hub_id.textEdited.connect(lambda *_: (self.radio_hub.setChecked(True), self._source_changed()))
@@ -97,6 +98,7 @@ class ModelPage(QWidget):
         self.check_button.clicked.connect(self.check)
         self.state.value_changed.connect(self._state_changed)
         self._show_spec(self.state.get("model.name_or_path"))
+        self._stale = True  # describe the model the first time the page is shown
 
     # selection -------------------------------------------------------------
     def spec(self) -> str:
@@ -132,6 +134,15 @@ class ModelPage(QWidget):
         spec = self.spec()
         if spec:
             self.state.set("model.name_or_path", spec)
+            if self.isVisible():
+                self.debounce.start()
+            else:
+                self._stale = True
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._stale:
+            self._stale = False
             self.debounce.start()
 
     def _pick_folder(self) -> None:
@@ -154,6 +165,7 @@ class ModelPage(QWidget):
     def check(self) -> None:
         """Resolve and describe the selected model in a worker thread."""
         self.debounce.stop()
+        self._stale = False
         spec = self.spec()
         if not spec:
             self.status.setText("Enter a folder, a .gguf file or a hub id.")
@@ -164,7 +176,7 @@ class ModelPage(QWidget):
         self.status.setText(f"Reading {spec}…{note}")
         self.status.setStyleSheet("")
         run_in_thread(describe_model, spec, on_done=lambda info: self._show(probe, info),
-                      on_failed=lambda msg: self._fail(probe, msg))
+                      on_failed=lambda msg: self._fail(probe, msg), context=self)
 
     def _fail(self, probe: int, message: str) -> None:
         if probe != self._probe_id:

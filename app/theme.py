@@ -45,9 +45,12 @@ def apply_theme(app: QApplication, name: str) -> None:
     app.setPalette(pal)
 
 
-def plot_colours(widget) -> dict:
-    """Face/text colours for matplotlib taken from the widget's current palette."""
-    pal = widget.palette()
+def plot_colours(widget=None) -> dict:
+    """Face/text colours for matplotlib from the application's palette.
+
+    (A matplotlib canvas sets its own white palette, so the widget's is no guide.)
+    """
+    pal = QApplication.palette()
     return {
         "face": pal.color(QPalette.ColorRole.Base).name(),
         "text": pal.color(QPalette.ColorRole.Text).name(),

@@ -24,7 +24,6 @@ from app.engine_command import display_command
 from app.engine_process import EngineProcess
 from app.error_dialog import show_engine_error
 from app.event_compat import normalise
-from app.loss_plot import LossPlot
 from app.page_header import PageHeader
 from app.run_folder import list_checkpoints
 from engine.errors import EdgetuneError
@@ -100,8 +99,11 @@ class TrainPage(QWidget):
         lay.addWidget(stats)
 
         split = QSplitter(Qt.Orientation.Vertical)
-        self.plot = LossPlot()
-        split.addWidget(self.plot)
+        self.plot_holder = QWidget()  # the matplotlib canvas is built on first use (keeps start-up fast)
+        self.plot_holder.setMinimumHeight(260)
+        QVBoxLayout(self.plot_holder).setContentsMargins(0, 0, 0, 0)
+        self._plot = None
+        split.addWidget(self.plot_holder)
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(5000)
@@ -118,6 +120,20 @@ class TrainPage(QWidget):
         state.value_changed.connect(lambda *_: self._refresh_command())
         self._refresh_command()
         self._update_buttons()
+
+    @property
+    def plot(self):
+        """The loss / lr canvas (matplotlib is imported the first time it is needed)."""
+        if self._plot is None:
+            from app.loss_plot import LossPlot
+
+            self._plot = LossPlot()
+            self.plot_holder.layout().addWidget(self._plot)
+        return self._plot
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.plot  # noqa: B018  (build the canvas before the page is seen)
 
     # commands ------------------------------------------------------------------
     def train_args(self) -> list[str]:
@@ -190,7 +206,8 @@ class TrainPage(QWidget):
         ev = normalise(raw)
         t = ev["type"]
         if t == "run_started":
-            self.run_dir = str(ev.get("run_dir") or self.run_dir)
+            if live:  # a replayed run may have been moved since; the folder we opened is the truth
+                self.run_dir = str(ev.get("run_dir") or self.run_dir)
             total = int(ev.get("total_steps") or 0)
             self.progress.setMaximum(max(1, total))
             self.plot.set_total_steps(total)
@@ -316,7 +333,10 @@ class TrainPage(QWidget):
         self._set_status("interrupted" if events else "new")
         for ev in events:
             self.handle_event(ev, live=False)
-        self.command.setText(display_command(["train", "--resume", self.run_dir, "--events", "-"]))
+        if self.status != "completed" and list_checkpoints(Path(self.run_dir)):
+            self.command.setText(display_command(["train", "--resume", self.run_dir, "--events", "-"]))
+        else:  # what Start would run: this run's config into a new folder
+            self._refresh_command()
         self.plot.redraw()
         self._update_buttons()
 

@@ -1,4 +1,10 @@
-"""The exporters' verification results (verify.json) as a table: check, result, pass/fail."""
+"""The exporters' verification (verify.json) as a table: one row per exported file.
+
+verify.json holds {"files": {name: report}} where a report carries the checks
+the exporter ran: token ids equal to the HF tokenizer's, logits NMSE / top-1 /
+KL against the HF model, and whether generation stops at the end-of-turn token.
+Columns are the report fields; a field an exporter does not write shows '-'.
+"""
 
 from __future__ import annotations
 
@@ -8,80 +14,93 @@ from pathlib import Path
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem
 
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, (list, tuple)):
-        return ", ".join(_fmt(x) for x in v[:6]) + (" …" if len(v) > 6 else "")
-    if isinstance(v, dict):
-        return ", ".join(f"{k}={_fmt(x)}" for k, x in list(v.items())[:6])
-    return str(v)
+COLUMNS = ("file", "type", "size", "tokens equal", "NMSE", "top-1", "KL", "stops at EOT", "result")
 
 
-def verify_rows(data, prefix: str = "") -> list[tuple[str, str, object]]:
-    """Flatten verify.json to (check, result text, passed True/False/None) rows.
+def _pct(v) -> str:
+    return "-" if v is None else f"{v:.1%}"
 
-    A check is any mapping with a 'passed'/'ok'/'pass' flag; its other fields are its result.
-    Lists of such mappings (one per file or quant type) are named by their 'name'/'quant'/'file'.
+
+def _sci(v) -> str:
+    return "-" if v is None else f"{v:.2e}"
+
+
+def report_row(name: str, r: dict, size_bytes: int | None = None) -> tuple[list[str], object, str]:
+    """Cells, passed (True/False/None) and a tooltip (the problems) for one file's report.
+
+    Reads the GGUF exporter's per-file report (tokens_checked, nmse, kl_mean, stop_check,
+    problems) and the ONNX exporter's (summary.nmse/top1/kl, tokenizer_ok, free_run_stops
+    "n/m", failures).
     """
-    rows: list[tuple[str, str, object]] = []
-    if isinstance(data, list):
-        for i, item in enumerate(data):
-            name = item.get("name") or item.get("quant") or item.get("file") or item.get("check") or str(i) \
-                if isinstance(item, dict) else str(i)
-            rows += verify_rows(item, f"{prefix}{name}")
-        return rows
-    if not isinstance(data, dict):
-        return [(prefix or "result", _fmt(data), None)]
-    flag_key = next((k for k in ("passed", "ok", "pass") if isinstance(data.get(k), bool)), None)
-    if flag_key:
-        detail = {k: v for k, v in data.items() if k not in (flag_key, "name", "check")}
-        return [(prefix or str(data.get("name", "check")), _fmt(detail), data[flag_key])]
-    scalars = {k: v for k, v in data.items() if not isinstance(v, (dict, list))}
-    nested = {k: v for k, v in data.items() if isinstance(v, (dict, list))}
-    if scalars and prefix:
-        rows.append((prefix, _fmt(scalars), None))
-    elif scalars:
-        for k, v in scalars.items():
-            rows.append((k, _fmt(v), None))
-    for k, v in nested.items():
-        rows += verify_rows(v, f"{prefix}.{k}" if prefix else k)
-    return rows
+    r = {**(r.get("summary") or {}), **r}
+    size = r.get("size_bytes", size_bytes)
+    checked, matching = r.get("tokens_checked"), r.get("tokens_matching")
+    if not checked and r.get("tokenizer_ok") is not None:
+        checked, matching = 1, int(bool(r["tokenizer_ok"]))
+    stops = r.get("stop_check") or r.get("free_run_stops")
+    if stops is None and r.get("gguf_stops", r.get("stops")) is not None:
+        stops = "pass" if r.get("gguf_stops", r.get("stops")) else "fail"
+    if r.get("kl_mean") is None and isinstance(r.get("kl"), (int, float)):
+        r["kl_mean"] = r["kl"]
+    passed = r.get("passed", r.get("ok"))
+    cells = [name, str(r.get("type") or r.get("precision") or "-"),
+             "-" if size is None else f"{size / 1e6:.1f} MB",
+             "-" if not checked else ("yes" if checked == matching else "NO") if r.get("tokenizer_ok") is not None
+             else f"{matching}/{checked}",
+             _sci(r.get("nmse")), _pct(r.get("top1")),
+             "-" if r.get("kl_mean") is None else f"{r['kl_mean']:.4f}",
+             {"pass": "yes", "fail": "NO"}.get(str(stops), str(stops or "n/a")),
+             "-" if passed is None else ("✔ pass" if passed else "✘ FAIL")]
+    problems = r.get("problems") or r.get("failures") or []
+    tip = "\n".join(str(p) for p in problems) or (f"reply: {r['reply']!r}" if r.get("reply") else "")
+    return cells, passed, tip
+
+
+def verify_rows(data: dict, label: str = "", size_bytes: int | None = None) -> list[tuple[list[str], object, str]]:
+    """All rows of one verify.json (its "files" mapping, or the whole file as one report)."""
+    folder = label.rstrip(": ")
+
+    def named(name) -> str:  # "onnx-int4/verify.json" naming "onnx-int4" needs no prefix
+        return str(name) if not folder or str(name).startswith(folder) else f"{folder}/{name}"
+
+    files = data.get("files") if isinstance(data, dict) else None
+    if isinstance(files, dict):
+        return [report_row(named(name), r) for name, r in files.items() if isinstance(r, dict)]
+    if isinstance(files, list):
+        return [report_row(named(r.get("file", i)), r) for i, r in enumerate(files) if isinstance(r, dict)]
+    return [report_row(label.rstrip(": ") or "export", data, size_bytes)] if isinstance(data, dict) else []
 
 
 class VerifyTable(QTableWidget):
-    """load(path_to_verify_json) or show_rows(rows)."""
+    """load(verify.json) appends its rows; clear_rows() empties the table."""
 
     def __init__(self, parent=None):
-        super().__init__(0, 3, parent)
-        self.setHorizontalHeaderLabels(["check", "result", ""])
+        super().__init__(0, len(COLUMNS), parent)
+        self.setHorizontalHeaderLabels(COLUMNS)
         self.verticalHeader().setVisible(False)
         self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         hh = self.horizontalHeader()
-        hh.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        hh.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        hh.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        for i in range(len(COLUMNS)):
+            hh.setSectionResizeMode(i, QHeaderView.ResizeMode.ResizeToContents)
+        hh.setStretchLastSection(True)
         self.rows: list = []
 
-    def load(self, path: Path, label: str = "") -> None:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        self.add_rows(verify_rows(data, label))
+    def load(self, path: Path, label: str = "", size_bytes: int | None = None) -> None:
+        self.add_rows(verify_rows(json.loads(Path(path).read_text(encoding="utf-8")), label, size_bytes))
 
     def clear_rows(self) -> None:
         self.rows = []
         self.setRowCount(0)
 
     def add_rows(self, rows: list) -> None:
-        for name, result, passed in rows:
+        for cells, passed, tip in rows:
             r = self.rowCount()
             self.insertRow(r)
-            self.setItem(r, 0, QTableWidgetItem(name))
-            item = QTableWidgetItem(result)
-            item.setToolTip(result)
-            self.setItem(r, 1, item)
-            mark = QTableWidgetItem("" if passed is None else ("✔ pass" if passed else "✘ fail"))
-            if passed is not None:
-                mark.setForeground(QColor("#1a7f37" if passed else "#d1242f"))
-            self.setItem(r, 2, mark)
+            for c, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if tip:
+                    item.setToolTip(tip)
+                if c == len(cells) - 1 and passed is not None:
+                    item.setForeground(QColor("#1a7f37" if passed else "#d1242f"))
+                self.setItem(r, c, item)
         self.rows += rows

@@ -39,6 +39,7 @@ class TurnFormat:
     prefix: dict = field(default_factory=dict)
     suffix: dict = field(default_factory=dict)
     generation_prompt: str = ""  # printed after the last turn to let the assistant speak
+    conversation_end: str = ""   # printed after the last turn when no generation prompt follows (Phi-3: EOS)
     supports_system: bool = True
     bos_in_head: bool = False    # the template itself prints the BOS token first
 
@@ -52,8 +53,7 @@ class TurnFormat:
             if m["role"] == "system" and not self.supports_system:
                 continue
             out += [self.prefix[m["role"]], m["content"], self.suffix[m["role"]]]
-        if add_generation_prompt:
-            out.append(self.generation_prompt)
+        out.append(self.generation_prompt if add_generation_prompt else self.conversation_end)
         return "".join(out)
 
     def matches(self, render_fn, conversations=SAMPLE_CONVERSATIONS) -> list[str]:
@@ -83,6 +83,17 @@ def _between(text: str, start: str, end: str) -> str:
     return text[i:text.index(end, i)]
 
 
+def _common_prefix(a: str, b: str) -> str:
+    """Longest common prefix, cut back so it does not end inside a '<...>' marker."""
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    prefix = a[:n]
+    if prefix.rfind("<") > prefix.rfind(">"):
+        prefix = prefix[: prefix.rfind("<")]
+    return prefix
+
+
 def analyse_template(render_fn, bos_text: str = "") -> TurnFormat:
     """Read a TurnFormat off `render_fn(messages, add_generation_prompt) -> str` (bos_text: the BOS token's text)."""
     try:
@@ -98,34 +109,30 @@ def analyse_template(render_fn, bos_text: str = "") -> TurnFormat:
     for text, marks in ((r_ua, (_U1, _A1)), (r_uau, (_U1, _A1, _U2))):
         if any(m not in text for m in marks):
             raise TemplateNotUnderstood("the template drops message contents")
-    if not r_u_gen.startswith(r_u):
-        raise TemplateNotUnderstood("the generation prompt is not appended at the end")
-    gen = r_u_gen[len(r_u):]
-
-    # assistant turn: prefix is the generation prompt; suffix is what follows the content.
-    a_suffix = r_ua[r_ua.index(_A1) + len(_A1):]
-    between_ua = _between(r_ua, _U1, _A1)              # user_suffix + assistant_prefix
-    between_au = _between(r_uau, _A1, _U2)             # assistant_suffix + user_prefix
-    u_suffix_from_u = r_u[r_u.index(_U1) + len(_U1):]  # user_suffix (last turn)
-    if not between_au.startswith(a_suffix):
-        # Some templates end the last assistant turn differently (e.g. strip a trailing newline).
-        common = 0
-        while common < min(len(a_suffix), len(between_au)) and a_suffix[common] == between_au[common]:
-            common += 1
-        a_suffix = a_suffix[:common]
-    u_prefix = between_au[len(a_suffix):]
-    u_suffix = u_suffix_from_u
-    if not between_ua.startswith(u_suffix):
+    after = lambda text, mark: text[text.index(mark) + len(mark):]  # noqa: E731
+    x = after(r_uau, _U2)              # user_suffix + conversation_end
+    y = after(r_ua, _A1)               # assistant_suffix + conversation_end
+    z = _between(r_ua, _U1, _A1)       # user_suffix + assistant_prefix
+    w = _between(r_uau, _A1, _U2)      # assistant_suffix + user_prefix
+    g = after(r_u_gen, _U1)            # user_suffix + generation_prompt
+    a_suffix = _common_prefix(y, w)
+    conversation_end = y[len(a_suffix):]  # e.g. Phi-3 closes a finished conversation with EOS
+    if not x.endswith(conversation_end):
+        raise TemplateNotUnderstood("the conversation ends differently after user and assistant turns")
+    u_suffix = x[: len(x) - len(conversation_end)]
+    if not (z.startswith(u_suffix) and g.startswith(u_suffix)):
         raise TemplateNotUnderstood("the user turn ends differently before an answer")
-    a_prefix = between_ua[len(u_suffix):]
+    a_prefix, gen = z[len(u_suffix):], g[len(u_suffix):]
+    u_prefix = w[len(a_suffix):]
     head_and_first = r_u[: r_u.index(_U1)]
-    if not head_and_first.endswith(u_prefix):
-        raise TemplateNotUnderstood("the first user turn starts differently from later ones")
+    if not head_and_first.endswith(u_prefix) or not r_u.endswith(_U1 + u_suffix + conversation_end):
+        raise TemplateNotUnderstood("the first user turn differs from later ones")
     head = head_and_first[: len(head_and_first) - len(u_prefix)]
 
     fmt = TurnFormat(head=head, prefix={"user": u_prefix, "assistant": a_prefix},
-                     suffix={"user": u_suffix, "assistant": a_suffix}, generation_prompt=gen)
-    if _A2 in r_uaua and not r_uaua.endswith(_A2 + a_suffix):
+                     suffix={"user": u_suffix, "assistant": a_suffix}, generation_prompt=gen,
+                     conversation_end=conversation_end)
+    if _A2 in r_uaua and not r_uaua.endswith(_A2 + a_suffix + conversation_end):
         raise TemplateNotUnderstood("assistant turns end differently")
 
     # system turn: rendered before the first user turn, or not supported at all.
@@ -185,11 +192,7 @@ def analyse_tokenizer(tokenizer, template: Optional[str] = None) -> TurnFormat:
         for role in part:
             part[role] = part[role].replace(_BOS, real)
     fmt.generation_prompt = fmt.generation_prompt.replace(_BOS, real)
+    fmt.conversation_end = fmt.conversation_end.replace(_BOS, real)
     if fmt.default_system is not None:
         fmt.default_system = fmt.default_system.replace(_BOS, real)
     return fmt
-
-
-def end_of_turn_text(fmt: TurnFormat) -> str:
-    """The text that closes an assistant turn (e.g. '<|im_end|>\\n')."""
-    return fmt.suffix.get("assistant", "")

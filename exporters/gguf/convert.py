@@ -65,7 +65,7 @@ class GgufConverter:
     def __init__(self, model_dir: Path, pre_tokenizer: Optional[str] = None, metadata: Optional[dict] = None):
         from exporters.gguf.registry import architecture_for
         from exporters.gguf.tensors import SafetensorsSource
-        from exporters.gguf.vocab import load_hf_tokenizer, read_vocab
+        from exporters.gguf.vocab import read_vocab_isolated
 
         self.model_dir = Path(model_dir)
         self.config = read_config(self.model_dir)
@@ -73,26 +73,32 @@ class GgufConverter:
         self.arch = architecture_for(self.config, self.model_dir)
         self.source = SafetensorsSource(self.model_dir)
         self.source.check_float()
-        self.hf_tokenizer = load_hf_tokenizer(self.model_dir)
         n_vocab = int(self.arch.hp("vocab_size"))
-        self.vocab, self.turns = read_vocab(self.model_dir, n_vocab, self.hf_tokenizer, pre_tokenizer)
+        self.vocab, self.turns = read_vocab_isolated(self.model_dir, n_vocab, pre_tokenizer)
+        self._hf_tokenizer = None
         if hasattr(self.arch, "n_vocab_tokens"):
             self.arch.n_vocab_tokens = len(self.vocab.tokens)
         self.metadata = metadata or {}
 
+    @property
+    def hf_tokenizer(self):
+        """The HF tokenizer (loaded on first use: it brings in transformers)."""
+        if self._hf_tokenizer is None:
+            from exporters.gguf.vocab import load_hf_tokenizer
+
+            self._hf_tokenizer = load_hf_tokenizer(self.model_dir)
+        return self._hf_tokenizer
+
     # ---- planning -------------------------------------------------------------------
     def plan(self, out_type: str) -> list:
         """Every GGUF tensor with name, shape, type and size, from the headers only."""
-        import torch
-
-        from exporters.gguf.tensors import PlannedTensor, nbytes_of, storage_type
+        from exporters.gguf.tensors import PlannedTensor, nbytes_of, shape_only, storage_type
 
         planned, seen = [], set()
         for st in self.source:
             if self.arch.skip(st.name):
                 continue
-            meta = torch.empty(st.shape, dtype=torch.float32, device="meta")
-            for name, t in self.arch.transform(st.name, meta):
+            for name, t in self.arch.transform(st.name, shape_only(st.shape)):
                 shape = tuple(t.shape)
                 qtype = storage_type(name, shape, out_type)
                 planned.append(PlannedTensor(name, shape, qtype, nbytes_of(shape, qtype), st.name))
@@ -126,7 +132,6 @@ class GgufConverter:
         """Write the GGUF to `path` (the caller makes it atomic); returns what was written."""
         import gguf
         import numpy as np
-        import torch
 
         from exporters.gguf.tensors import to_storage
 
@@ -150,8 +155,7 @@ class GgufConverter:
                 if name is None:
                     outputs = list(self.arch.extra_tensors())
                 else:
-                    data = self.source.load(self.source.tensors[name]).to(torch.float32)
-                    outputs = list(self.arch.transform(name, data))
+                    outputs = list(self.arch.transform(name, self.source.load(self.source.tensors[name])))
                 for p, (out_name, t) in zip(group, outputs):
                     assert out_name == p.gguf_name and tuple(t.shape) == p.shape, (out_name, p.gguf_name)
                     arr = to_storage(t, p.qtype)

@@ -78,7 +78,11 @@ def signature(tokenizer_json: dict) -> tuple:
 def detect_pre_tokenizer(tokenizer_json: dict, source: str) -> str:
     """The llama.cpp pre-tokenizer name for a byte-level BPE tokenizer.json, or a clear error."""
     normalizer = tokenizer_json.get("normalizer")
-    if normalizer and not (normalizer.get("type") == "Sequence" and not normalizer.get("normalizers")):
+    # NFC (Qwen's tokenizers) changes nothing in text that is already composed, which is nearly all
+    # text; llama.cpp skips it. Anything else (lower-casing, accent stripping) changes ids.
+    harmless = normalizer is None or normalizer.get("type") == "NFC" or \
+        (normalizer.get("type") == "Sequence" and not normalizer.get("normalizers"))
+    if not harmless:
         raise EdgetuneError(
             f"The tokenizer in {source} normalises text ({normalizer.get('type')}) before a byte-level BPE; "
             f"llama.cpp cannot reproduce that. Pass --pre-tokenizer NAME only if you know the right llama.cpp name."

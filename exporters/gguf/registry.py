@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator
 
 from engine.errors import EdgetuneError
 
@@ -188,7 +188,7 @@ class Architecture:
         return mapped
 
     def transform(self, name: str, tensor) -> Iterator[tuple[str, object]]:
-        """Yield (gguf_name, tensor) for one HF tensor; works on torch 'meta' tensors too."""
+        """Yield (gguf_name, array) for one HF tensor (float32 numpy; also called on shape-only arrays)."""
         yield self.gguf_name(name), tensor
 
     def extra_tensors(self) -> Iterable[tuple[str, object]]:
@@ -198,13 +198,13 @@ class Architecture:
 
 def llama3_rope_factors(rope: dict, head_dim: int):
     """Per-frequency divisors llama.cpp applies for Llama 3.1+ 'llama3' rope scaling."""
-    import torch
+    import numpy as np
 
     base = float(rope.get("rope_theta", 10000.0))
     factor = float(rope.get("factor", 8.0))
     low, high = float(rope.get("low_freq_factor", 1.0)), float(rope.get("high_freq_factor", 4.0))
     old_ctx = float(rope.get("original_max_position_embeddings", 8192))
-    freqs = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+    freqs = 1.0 / (base ** (np.arange(0, head_dim, 2, dtype=np.float32) / head_dim))
     out = []
     for f in freqs.tolist():
         wavelen = 2 * math.pi / f
@@ -215,8 +215,4 @@ def llama3_rope_factors(rope: dict, head_dim: int):
         else:
             smooth = (old_ctx / wavelen - low) / (high - low)
             out.append(1.0 / ((1 - smooth) / factor + smooth))
-    return torch.tensor(out, dtype=torch.float32)
-
-
-def optional_int(value) -> Optional[int]:
-    return None if value is None else int(value)
+    return np.array(out, dtype=np.float32)

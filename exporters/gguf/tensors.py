@@ -1,10 +1,11 @@
 """Read an HF checkpoint one tensor at a time and plan each GGUF tensor's name, shape and type.
 
 The plan is made from the safetensors headers alone: each architecture transform
-runs on a torch 'meta' tensor (shape only, no data), so every output shape and byte
-size is known before a single weight is read. The writer then streams: load one
-tensor, transform, convert, write, drop. Peak memory is about one tensor, never the
-model (the benchmark checks it).
+runs on a data-less stand-in (a numpy array whose strides are all zero, so it holds
+one element whatever its shape), so every output shape and byte size is known
+before a single weight is read. The writer then streams: read one tensor, transform,
+convert, write, drop. Peak memory is about one tensor, never the model, and the
+conversion needs only numpy, not torch (the benchmark checks both).
 """
 
 from __future__ import annotations
@@ -17,10 +18,6 @@ from typing import Iterator, Optional
 
 from engine.errors import EdgetuneError
 
-# safetensors dtype name -> torch dtype name
-_ST_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64",
-              "I8": "int8", "U8": "uint8", "I16": "int16", "I32": "int32", "I64": "int64", "BOOL": "bool",
-              "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
 FLOAT_DTYPES = {"F32", "F16", "BF16", "F64"}
 
 
@@ -30,16 +27,19 @@ class SourceTensor:
     dtype: str          # safetensors dtype, e.g. 'BF16'
     shape: tuple
     file: Path
+    begin: int = 0      # absolute byte range of the data in `file`
+    end: int = 0
 
 
-def _header(path: Path) -> dict:
+def _header(path: Path) -> tuple[dict, int]:
+    """The safetensors JSON header and where the data starts."""
     with open(path, "rb") as f:
         raw = f.read(8)
         if len(raw) < 8:
             raise EdgetuneError(f"'{path}' is empty or truncated: not a safetensors file. Re-save the model.")
         (n,) = struct.unpack("<Q", raw)
         try:
-            return json.loads(f.read(n))
+            return json.loads(f.read(n)), 8 + n
         except ValueError:
             raise EdgetuneError(f"'{path}' has a damaged safetensors header. Re-save the model.") from None
 
@@ -57,31 +57,38 @@ class SafetensorsSource:
             raise EdgetuneError(f"'{self.model_dir}' has no *.safetensors weights.{hint}")
         self.tensors: dict[str, SourceTensor] = {}
         for f in files:
-            for name, info in _header(f).items():
+            header, start = _header(f)
+            size = f.stat().st_size
+            for name, info in header.items():
                 if name == "__metadata__":
                     continue
-                self.tensors[name] = SourceTensor(name, info["dtype"], tuple(info["shape"]), f)
-        self._open: dict[Path, object] = {}
+                b, e = info["data_offsets"]
+                if start + e > size:
+                    raise EdgetuneError(f"'{f}' is truncated ({name} lies past its end). Re-save or re-download it.")
+                self.tensors[name] = SourceTensor(name, info["dtype"], tuple(info["shape"]), f, start + b, start + e)
 
     def __iter__(self) -> Iterator[SourceTensor]:
         return iter(self.tensors.values())
 
-    def meta(self, t: SourceTensor):
-        """A data-less torch tensor of the same shape and dtype."""
-        import torch
-
-        return torch.empty(t.shape, dtype=getattr(torch, _ST_DTYPES.get(t.dtype, "float32")), device="meta")
-
     def load(self, t: SourceTensor):
-        """The tensor's data (memory-mapped read of this one tensor)."""
-        from safetensors import safe_open
+        """The tensor's data as float32 numpy, read with a plain file read.
 
-        if t.file not in self._open:
-            self._open[t.file] = safe_open(str(t.file), framework="pt")
-        return self._open[t.file].get_tensor(t.name)
+        Not memory-mapped on purpose: pages of a mapped checkpoint stay resident after use, so
+        peak memory would grow to the whole model; a read buffer is freed with the tensor.
+        """
+        import numpy as np
+
+        with open(t.file, "rb") as f:
+            f.seek(t.begin)
+            buf = bytearray(t.end - t.begin)
+            f.readinto(buf)
+        if t.dtype == "BF16":  # bfloat16 is the top half of a float32: shift the bits into place
+            return (np.frombuffer(buf, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32).reshape(t.shape)
+        np_dtype = {"F32": np.float32, "F16": np.float16, "F64": np.float64}[t.dtype]
+        return np.frombuffer(buf, dtype=np_dtype).reshape(t.shape).astype(np.float32, copy=False)
 
     def close(self) -> None:
-        self._open.clear()
+        """Nothing stays open between tensors (kept for symmetry with other sources)."""
 
     def float_param_count(self) -> int:
         n = 0
@@ -112,6 +119,13 @@ class PlannedTensor:
     qtype: object         # gguf.GGMLQuantizationType
     nbytes: int
     source: Optional[str]  # HF tensor name; None for a generated tensor
+
+
+def shape_only(shape: tuple):
+    """A read-only float32 array of `shape` that owns one element (all strides zero): for planning."""
+    import numpy as np
+
+    return np.broadcast_to(np.zeros((), dtype=np.float32), tuple(shape))
 
 
 def storage_type(gguf_name: str, shape: tuple, out_type: str):
@@ -146,17 +160,22 @@ def nbytes_of(shape: tuple, qtype) -> int:
 
 
 def to_storage(tensor, qtype):
-    """torch tensor -> numpy array in the storage type (quantised types as uint8 rows)."""
+    """float array -> numpy array in the storage type (quantised types as uint8 rows)."""
     import gguf
     import numpy as np
-    import torch
 
     T = gguf.GGMLQuantizationType
-    if tensor.dtype not in (torch.float16, torch.float32):
-        tensor = tensor.to(torch.float32)
-    data = tensor.contiguous().numpy()
+    data = np.ascontiguousarray(tensor)
     if qtype == T.F32:
         return data.astype(np.float32, copy=False)
     if qtype == T.F16:
         return data.astype(np.float16, copy=False)
-    return gguf.quants.quantize(data.astype(np.float32, copy=False), qtype)
+    # Quantise a few rows at a time: gguf.quants makes several full-size float temporaries,
+    # which for a big embedding would cost several times the tensor; per block of rows it is small.
+    data = data.astype(np.float32, copy=False)
+    rows = data.reshape(-1, data.shape[-1])
+    out = np.empty(gguf.quants.quant_shape_to_byte_shape(rows.shape, qtype), dtype=np.uint8)
+    step = max(1, (1 << 22) // rows.shape[1])  # ~16 MB of float32 per block
+    for i in range(0, rows.shape[0], step):
+        out[i:i + step] = gguf.quants.quantize(rows[i:i + step], qtype)
+    return out.reshape(gguf.quants.quant_shape_to_byte_shape(data.shape, qtype))

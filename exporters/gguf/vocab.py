@@ -17,6 +17,7 @@ that never stops).
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -78,7 +79,7 @@ class TokenizerFiles:
     pre_override: Optional[str] = None  # --pre-tokenizer: the user names llama.cpp's pre-tokenizer
 
 
-# kind name -> (matches(files) -> bool, read(files, hf_tokenizer) -> GgufVocab)
+# kind name -> (matches(files) -> bool, read(files) -> GgufVocab)
 VOCAB_READERS: list[tuple[str, Callable, Callable]] = []
 
 
@@ -107,7 +108,7 @@ def _is_sentencepiece_json(files: TokenizerFiles) -> bool:
     tj = files.tokenizer_json
     if not tj or tj.get("model", {}).get("type") != "BPE" or "ByteLevel" in _pre_steps(tj):
         return False
-    text = json.dumps([tj.get("pre_tokenizer"), tj.get("normalizer")])
+    text = json.dumps([tj.get("pre_tokenizer"), tj.get("normalizer")], ensure_ascii=False)
     return "Metaspace" in text or "\u2581" in text
 
 
@@ -135,7 +136,7 @@ def _pad_to(files: TokenizerFiles, tokens: list, types: list, scores: Optional[l
 
 
 @vocab_reader("byte-level BPE", _is_byte_level)
-def _read_byte_level(files: TokenizerFiles, hf_tok) -> GgufVocab:
+def _read_byte_level(files: TokenizerFiles) -> GgufVocab:
     from exporters.gguf.pretokenizer import detect_pre_tokenizer
 
     tj = files.tokenizer_json
@@ -165,7 +166,11 @@ def _read_byte_level(files: TokenizerFiles, hf_tok) -> GgufVocab:
         else:  # transformers >= 4.45 stores pairs; llama.cpp wants "a b" with spaces escaped as U+0120
             merges.append(" ".join("".join(chr(ord(c) + 256) if c == " " else c for c in part) for part in m))
     pre = files.pre_override or detect_pre_tokenizer(tj, str(files.folder))
-    return GgufVocab("byte-level BPE", "gpt2", pre, tokens, types, merges=merges)
+    from exporters.gguf.pretokenizer import _steps
+
+    byte_level = next(s for s in _steps(tj.get("pre_tokenizer")) if s.get("type") == "ByteLevel")
+    return GgufVocab("byte-level BPE", "gpt2", pre, tokens, types, merges=merges,
+                     add_space_prefix=bool(byte_level.get("add_prefix_space", False)))
 
 
 def _is_sp_file(files: TokenizerFiles) -> bool:
@@ -173,7 +178,7 @@ def _is_sp_file(files: TokenizerFiles) -> bool:
 
 
 @vocab_reader("SentencePiece tokenizer.model", _is_sp_file)
-def _read_sp_model(files: TokenizerFiles, hf_tok) -> GgufVocab:
+def _read_sp_model(files: TokenizerFiles) -> GgufVocab:
     from sentencepiece import SentencePieceProcessor
 
     sp = SentencePieceProcessor()
@@ -208,8 +213,9 @@ def _overlay_added(files: TokenizerFiles, tokens: list, types: list, scores: lis
             tokens.append(f"[PAD{len(tokens)}]".encode())
             types.append(UNUSED)
             scores.append(-10000.0)
-        if types[tid] in (UNKNOWN, BYTE) or (types[tid] == CONTROL and tokens[tid] == text.encode()):
-            continue  # <unk>, <s>, </s> and byte pieces are already right
+        if types[tid] == BYTE:
+            continue
+        # HF's flags win, <unk>/<s>/</s> included: they decide how HF splits text around them.
         special = t.get("special") or looks_special(text)
         tokens[tid] = (text if special else text.replace("\u2581", " ")).encode("utf-8")
         types[tid] = CONTROL if special else USER_DEFINED
@@ -217,7 +223,7 @@ def _overlay_added(files: TokenizerFiles, tokens: list, types: list, scores: lis
 
 
 @vocab_reader("SentencePiece tokenizer.json", _is_sentencepiece_json)
-def _read_sp_json(files: TokenizerFiles, hf_tok) -> GgufVocab:
+def _read_sp_json(files: TokenizerFiles) -> GgufVocab:
     import re
 
     tj = files.tokenizer_json
@@ -256,6 +262,32 @@ def _read_sp_json(files: TokenizerFiles, hf_tok) -> GgufVocab:
                      add_space_prefix=prepends)
 
 
+def _dedupe(vocab: GgufVocab, files: TokenizerFiles) -> None:
+    """llama.cpp aborts on a vocabulary with the same text twice; keep the id HF actually produces.
+
+    This happens when a token added on top of a SentencePiece model repeats one of its
+    pieces: HF matches added tokens first, so the piece's own id is unreachable.
+    """
+    added = {t["content"]: tid for tid, t in _added(files.tokenizer_json).items()}
+    seen: dict = {}
+    for i, t in enumerate(vocab.tokens):
+        seen.setdefault(t, []).append(i)
+    for text, ids in seen.items():
+        if len(ids) < 2:
+            continue
+        as_str = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text
+        keep = added.get(as_str)
+        if keep not in ids:
+            raise EdgetuneError(
+                f"The tokenizer in '{files.folder}' has the token {as_str!r} at ids {ids}, and llama.cpp needs every "
+                f"token text once. Fix tokenizer.json (remove the duplicate token)."
+            )
+        for i in ids:
+            if i != keep:
+                vocab.tokens[i] = f"[UNUSED_DUPLICATE{i}]".encode() if isinstance(text, bytes) else f"[UNUSED_DUPLICATE{i}]"
+                vocab.types[i] = UNUSED
+
+
 def tokenizer_files(model_dir: Path, n_vocab: int) -> TokenizerFiles:
     """Find the tokenizer files of an HF folder (error naming the fix when there are none)."""
     model_dir = Path(model_dir)
@@ -275,7 +307,12 @@ def tokenizer_files(model_dir: Path, n_vocab: int) -> TokenizerFiles:
 
 
 def load_hf_tokenizer(model_dir: Path):
-    """The HF tokenizer of a folder, with the chat template training used (ours when it has none)."""
+    """The HF tokenizer of a folder as training loads it (AutoTokenizer), with the chat template training
+    used (ours when it has none).
+
+    AutoTokenizer, not the class named in tokenizer_config.json: transformers 5 picks the class from the
+    model type and that class may replace the file's splitting rules (a Qwen2 model gets Qwen2's regex).
+    """
     from transformers import AutoTokenizer
 
     from engine.data.render import ensure_chat_template
@@ -300,33 +337,117 @@ def end_of_turn_id(hf_tok, fmt) -> Optional[int]:
     return hf_tok.eos_token_id  # a plain-text template: the reply ends with EOS
 
 
-def read_vocab(model_dir: Path, n_vocab: int, hf_tok=None, pre_tokenizer: Optional[str] = None) -> tuple[GgufVocab, object]:
-    """The GgufVocab of a model folder and the TurnFormat of its chat template (None if unreadable)."""
+@dataclass
+class TokenizerFacts:
+    """What the HF tokenizer does, as plain data: special ids, BOS/EOS adding, chat template and turns."""
+
+    special_ids: dict
+    add_bos: bool
+    add_eos: bool
+    chat_template: Optional[str]
+    turns: object  # chat_format.TurnFormat, or None when the template could not be read
+    pre_tokenizer: Optional[dict] = None  # the splitting rules HF really applies (may differ from the file)
+    normalizer: Optional[dict] = None
+
+
+def tokenizer_facts(hf_tok) -> TokenizerFacts:
+    """Observe an HF tokenizer: encode a probe, render the chat template, find the end-of-turn token."""
     from exporters.gguf.chat_format import TemplateNotUnderstood, analyse_tokenizer
 
-    files = tokenizer_files(model_dir, n_vocab)
-    files.pre_override = pre_tokenizer
-    hf_tok = hf_tok or load_hf_tokenizer(model_dir)
+    try:
+        fmt = analyse_tokenizer(hf_tok)
+    except TemplateNotUnderstood:
+        fmt = None
+    ids = {"bos": hf_tok.bos_token_id, "eos": hf_tok.eos_token_id, "unk": hf_tok.unk_token_id,
+           "pad": hf_tok.pad_token_id, "eot": end_of_turn_id(hf_tok, fmt)}
+    probe = hf_tok("Hello world", add_special_tokens=True)["input_ids"]
+    backend = getattr(hf_tok, "backend_tokenizer", None)
+    state = lambda part: json.loads(part.__getstate__()) if part is not None else None  # noqa: E731
+    return TokenizerFacts(
+        pre_tokenizer=state(backend.pre_tokenizer) if backend is not None else None,
+        normalizer=state(backend.normalizer) if backend is not None else None,
+        special_ids={k: int(v) for k, v in ids.items() if v is not None},
+        add_bos=hf_tok.bos_token_id is not None and probe[:1] == [hf_tok.bos_token_id],
+        add_eos=hf_tok.eos_token_id is not None and len(probe) > 1 and probe[-1] == hf_tok.eos_token_id,
+        chat_template=hf_tok.chat_template if isinstance(hf_tok.chat_template, str) else None,
+        turns=fmt,
+    )
+
+
+def build_vocab(files: TokenizerFiles, facts: TokenizerFacts) -> GgufVocab:
+    """The GgufVocab from the tokenizer files (first matching reader) and the observed facts."""
+    if files.tokenizer_json is not None and (facts.pre_tokenizer is not None or facts.normalizer is not None):
+        # What HF applies wins over what the file says (see load_hf_tokenizer).
+        files.tokenizer_json = {**files.tokenizer_json, "pre_tokenizer": facts.pre_tokenizer,
+                                "normalizer": facts.normalizer}
     for kind, matches, read in VOCAB_READERS:
         if matches(files):
-            vocab = read(files, hf_tok)
+            vocab = read(files)
             break
     else:
         kinds = ", ".join(k for k, _, _ in VOCAB_READERS)
         mtype = (files.tokenizer_json or {}).get("model", {}).get("type")
         raise EdgetuneError(
-            f"The tokenizer in '{model_dir}' (tokenizer.json model type {mtype!r}) is not one llama.cpp can use here; "
-            f"supported: {kinds}."
+            f"The tokenizer in '{files.folder}' (tokenizer.json model type {mtype!r}) is not one llama.cpp can use "
+            f"here; supported: {kinds}."
         )
+    _dedupe(vocab, files)
+    vocab.chat_template = facts.chat_template
+    vocab.special_ids = {k: v for k, v in facts.special_ids.items() if v < len(vocab.tokens)}
+    vocab.add_bos, vocab.add_eos = facts.add_bos, facts.add_eos
+    return vocab
+
+
+def read_vocab(model_dir: Path, n_vocab: int, hf_tok=None, pre_tokenizer: Optional[str] = None) -> tuple[GgufVocab, object]:
+    """The GgufVocab of a model folder and the TurnFormat of its chat template (None if unreadable)."""
+    files = tokenizer_files(model_dir, n_vocab)
+    files.pre_override = pre_tokenizer
+    facts = tokenizer_facts(hf_tok or load_hf_tokenizer(model_dir))
+    return build_vocab(files, facts), facts.turns
+
+
+def read_vocab_isolated(model_dir: Path, n_vocab: int, pre_tokenizer: Optional[str] = None) -> tuple:
+    """`read_vocab`, run in a child process unless transformers is already loaded here.
+
+    Reading the tokenizer the way training did needs transformers, which (with torch) is
+    ~400 MB of resident memory before any weight is touched. The conversion itself needs
+    only numpy, so the CLI keeps its own footprint at about one tensor by asking a short-
+    lived child for the tokenizer's behaviour (a few ids and strings, pickled back) and
+    building the token lists itself from the files.
+    """
+    import pickle
+    import subprocess
+
+    if "transformers" in sys.modules:
+        return read_vocab(model_dir, n_vocab, None, pre_tokenizer)
+    files = tokenizer_files(model_dir, n_vocab)  # fail fast, here, on a folder without a tokenizer
+    files.pre_override = pre_tokenizer
+    done = subprocess.run([sys.executable, "-m", "exporters.gguf.vocab", str(model_dir)], capture_output=True,
+                          timeout=1800)
+    if done.returncode != 0:
+        err = done.stderr.decode("utf-8", errors="replace").strip().splitlines()
+        if done.returncode == 2 and err:
+            raise EdgetuneError(err[-1])
+        raise RuntimeError("reading the tokenizer failed:\n" + "\n".join(err[-20:]))
+    facts = pickle.loads(done.stdout)
+    return build_vocab(files, facts), facts.turns
+
+
+def _child_main(argv: list) -> int:
+    import os
+    import pickle
+
+    # Run as __main__, this file's classes would pickle as '__main__.GgufVocab'; use the package's.
+    from exporters.gguf import vocab as module
+
     try:
-        fmt = analyse_tokenizer(hf_tok)
-    except TemplateNotUnderstood:
-        fmt = None
-    vocab.chat_template = hf_tok.chat_template if isinstance(hf_tok.chat_template, str) else None
-    ids = {"bos": hf_tok.bos_token_id, "eos": hf_tok.eos_token_id, "unk": hf_tok.unk_token_id,
-           "pad": hf_tok.pad_token_id, "eot": end_of_turn_id(hf_tok, fmt)}
-    vocab.special_ids = {k: int(v) for k, v in ids.items() if v is not None and int(v) < len(vocab.tokens)}
-    probe = hf_tok("Hello world", add_special_tokens=True)["input_ids"]
-    vocab.add_bos = hf_tok.bos_token_id is not None and probe[:1] == [hf_tok.bos_token_id]
-    vocab.add_eos = hf_tok.eos_token_id is not None and len(probe) > 1 and probe[-1] == hf_tok.eos_token_id
-    return vocab, fmt
+        result = module.tokenizer_facts(module.load_hf_tokenizer(Path(argv[0])))
+    except EdgetuneError as e:
+        print(str(e).replace("\n", " "), file=sys.stderr)
+        return 2
+    os.write(1, pickle.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1:]))

@@ -15,7 +15,7 @@ class EchoSession:
     def __init__(self, spec, system=None, **sampling):
         if spec == "missing":
             raise ModelSourceError("Model 'missing' is not a folder, a .gguf file or a hub id.")
-        self.spec, self.history, self.backend_name = spec, [], "echo"
+        self.spec, self.history, self.label = spec, [], f"{spec} (echo backend)"
 
     def send(self, text):
         assert threading.current_thread() is not threading.main_thread()

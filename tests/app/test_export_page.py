@@ -33,7 +33,7 @@ def test_gguf_and_onnx_exports_show_progress_verification_and_modelfile(qtbot, p
     page.target.setCurrentText("mobile")
     jobs = page.export_args()
     assert jobs[0][:5] == ["export", "gguf", str(tmp_path / "runs" / "r1"), "--quant", "q8_0,q4_k_m"]
-    assert jobs[1][3:7] == ["--precision", "int4", "--target", "mobile"]
+    assert jobs[1][3:7] == ["--precision", "int4", "--target", "mobile"] and "--out" not in jobs[1]
     with qtbot.waitSignal(page.exported, timeout=30000) as blocker:
         page.start()
     assert blocker.args[0] == str(tmp_path / "runs" / "r1" / "exports")
@@ -42,6 +42,7 @@ def test_gguf_and_onnx_exports_show_progress_verification_and_modelfile(qtbot, p
     files = [page.verify.item(r, 0).text() for r in range(page.verify.rowCount())]
     assert files == ["model-q8_0.gguf", "model-q4_k_m.gguf", "onnx-int4"]
     assert page.verify.item(0, 8).text() == "✔ pass" and page.verify.item(0, 3).text() == "120/120"
+    assert [page.verify.item(2, c).text() for c in (3, 5, 7, 8)] == ["yes", "97.0%", "3/3", "✔ pass"]
     assert 'PARAMETER stop "<|im_end|>"' in page.modelfile.toPlainText()
     assert "ollama create r1 -f" in page.modelfile.toPlainText()
     assert page.open_button.isEnabled()

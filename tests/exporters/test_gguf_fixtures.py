@@ -102,13 +102,39 @@ def train_spm(out: Path, dummy_prefix: bool, style: str) -> Path:
         cfg.update(chat_template=PHI3_TEMPLATE)
     (out / "tokenizer_config.json").write_text(json.dumps(cfg), encoding="utf-8")
     tok = AutoTokenizer.from_pretrained(str(out))
-    if markers:  # chat markers are special tokens, as in the real models
-        tok.add_special_tokens({"additional_special_tokens": markers})
+    # chat markers are special tokens, as in the real models; Phi-3 also appends <|endoftext|>
+    # after the SentencePiece vocabulary (llama.cpp looks it up by name for Phi-3 models)
+    extra = ["<|endoftext|>"] if style == "phi3" else []
+    if markers or extra:
+        tok.add_special_tokens({"additional_special_tokens": markers + extra})
     if style != "llama":
         tok.chat_template = cfg["chat_template"]
     model_file = (out / "tokenizer.model").read_bytes()
     tok.save_pretrained(str(out))
     (out / "tokenizer.model").write_bytes(model_file)  # transformers 5 does not write it back
+    if dummy_prefix:
+        # The hub's Llama 2 / Phi-3 tokenizer.json prepend '▁' in a normalizer, i.e. to every piece of text
+        # between special tokens (what SentencePiece and llama.cpp do); transformers 5 would write a
+        # Metaspace that only prefixes the very first piece. Keep the hub's form.
+        path = out / "tokenizer.json"
+        tj = json.loads(path.read_text(encoding="utf-8"))
+        tj["pre_tokenizer"] = None
+        tj["normalizer"] = {"type": "Sequence", "normalizers": [
+            {"type": "Prepend", "prepend": "\u2581"},
+            {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]}
+        if style == "phi3":  # Phi-3's chat markers and </s> swallow the whitespace after them (rstrip)
+            for t in tj["added_tokens"]:
+                t["rstrip"] = t["content"] in markers + ["</s>"]
+        path.write_text(json.dumps(tj, ensure_ascii=False), encoding="utf-8")
+    # Hub repos saved by transformers 4 list the added tokens in tokenizer_config.json too
+    # (llama.cpp's converter reads them from there); transformers 5 no longer writes them.
+    tj = json.loads((out / "tokenizer.json").read_text(encoding="utf-8"))
+    cfg_path = out / "tokenizer_config.json"
+    saved = json.loads(cfg_path.read_text(encoding="utf-8"))
+    saved["added_tokens_decoder"] = {str(t["id"]): {k: t[k] for k in ("content", "lstrip", "normalized", "rstrip",
+                                                                      "single_word", "special")}
+                                     for t in tj["added_tokens"]}
+    cfg_path.write_text(json.dumps(saved), encoding="utf-8")
     return out
 
 
@@ -167,15 +193,21 @@ def build_tiny_model(arch: str, out: Path, tokenizer_dir: Path, seed: int = 0) -
     return out
 
 
+_BUILT: dict = {}  # the fixture is imported into several modules; build the models once per process
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
     """arch -> folder of a tiny random model of that architecture (built once per session)."""
+    if _BUILT:
+        return _BUILT
     root = tmp_path_factory.mktemp("gguf-tiny")
     toks, out = {}, {}
     for arch, (_, _, kind, _) in TINY.items():
         if kind not in toks:
             toks[kind] = make_tokenizer(kind, root / f"tok-{kind}")
         out[arch] = build_tiny_model(arch, root / arch, toks[kind])
+    _BUILT.update(out)
     return out
 
 

@@ -8,6 +8,7 @@ or 1/sqrt(hidden/heads) for the 27B), which must agree with query_pre_attn_scala
 from __future__ import annotations
 
 import gguf
+import numpy as np
 
 from exporters.gguf.registry import Architecture, UnsupportedArchitecture, register_architecture
 
@@ -39,7 +40,7 @@ class GemmaBase(Architecture):
 
     def transform(self, name, tensor):
         if name.endswith(self.norm_shift_suffixes):
-            tensor = tensor + 1.0
+            tensor = tensor + np.float32(1.0)
         yield self.gguf_name(name), tensor
 
     def write_sliding_window(self, w) -> None:

@@ -37,7 +37,7 @@ class Phi3Architecture(Architecture):
             w.add_rope_scaling_attn_factors(attn)
 
     def extra_tensors(self):
-        import torch
+        import numpy as np
 
         rope = self.rope()
         long, short = rope.get("long_factor"), rope.get("short_factor")
@@ -48,5 +48,5 @@ class Phi3Architecture(Architecture):
                 f"Phi-3 rope long/short factors must both have {self.rope_dimension_count() // 2} entries "
                 f"(got {len(long)} and {len(short or [])}); config.json is inconsistent."
             )
-        yield gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FACTORS_LONG] + ".weight", torch.tensor(long, dtype=torch.float32)
-        yield gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FACTORS_SHORT] + ".weight", torch.tensor(short, dtype=torch.float32)
+        yield gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FACTORS_LONG] + ".weight", np.array(long, dtype=np.float32)
+        yield gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FACTORS_SHORT] + ".weight", np.array(short, dtype=np.float32)

@@ -1,0 +1,336 @@
+"""Peak training memory of one run, as a sum of named parts. Pure arithmetic: no torch.
+
+    parts = estimate(spec)            # [Part("base weights", 5.31, "..."), ...]
+    total = sum(p.gb for p in parts)
+
+Each part is a small function registered with `@term`, in the order they are printed.
+Every term says where its numbers come from; they were checked against the saved-tensor
+accounting of real training steps (torch.autograd.graph.saved_tensors_hooks) and against
+peak RSS on CPU (benchmarks/plan_accuracy.py).
+
+The peak is reached at the start of the backward pass: every weight, adapter, gradient and
+optimizer state lives for the whole run, and on top of them sit the activations saved by the
+forward pass plus the loss's vocabulary-sized buffers. GB means 2**30 bytes throughout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from engine.plan.run_spec import RunSpec
+
+GB = 2**30
+
+# --- constants, each with its source ------------------------------------------------------
+
+# bitsandbytes 4-bit: two weights per byte, plus one absmax per 64-weight block: fp32 (4 B) without
+# double quantisation, or 8-bit with one fp32 second-level constant per 256 blocks with it.
+# 0.5 + 4/64 = 0.5625 B/param; 0.5 + 1/64 + 4/(64*256) = 0.5159 B/param (QLoRA paper, section 2).
+NF4_BYTES = 0.5 + 4 / 64
+NF4_DQ_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)
+# LLM.int8: int8 weights and one fp32 scale per output row (the scales are counted separately).
+INT8_BYTES = 1.0
+# Optimizer state per trainable parameter: AdamW keeps two fp32 moments (8 B); bitsandbytes'
+# 8-bit AdamW keeps them in 8-bit blocks (2 B); the paged variant is the same size, just evictable.
+OPTIMIZER_BYTES = {"adamw_torch": 8, "adamw_8bit": 2, "paged_adamw_8bit": 2}
+# peft creates LoRA/DoRA weights in fp32 (autocast_adapter_dtype=True) whatever the base dtype.
+ADAPTER_BYTES = 4
+# TRL's fused LM head (trl/kernels/chunked_logprob.py) projects 4096 tokens x 32768 vocabulary
+# entries at a time; Unsloth's fused cross-entropy tiles similarly.
+LOSS_TILE_TOKENS, LOSS_TILE_VOCAB = 4096, 32768
+# CUDA context, cuBLAS workspaces and kernels loaded by torch + bitsandbytes: 0.4-0.6 GB on
+# recent drivers with lazy module loading; PyTorch's caching allocator rounds blocks up and
+# keeps freed ones, typically 5-15% above the live tensors.
+CUDA_CONTEXT_GB = 0.5
+CUDA_ALLOCATOR_SLACK = 0.10
+# Apple's Metal context is small, but the python process lives in the same unified memory.
+MPS_CONTEXT_GB = 0.5
+# A CPU training process before it loads a model: python + torch + transformers + peft + trl +
+# datasets imported, tokenizer and data loaded (RSS measured on Linux: 0.49 GB after imports).
+CPU_PROCESS_GB = 0.52
+
+
+@dataclass(frozen=True)
+class Part:
+    """One named share of the peak, in GB, with a line saying what it is."""
+
+    name: str
+    gb: float
+    note: str = ""
+
+
+Term = Callable[[RunSpec], Optional[Part]]
+TERMS: list[Term] = []
+
+
+def term(fn: Term) -> Term:
+    """Decorator: add a part to the estimate (printed in registration order)."""
+    TERMS.append(fn)
+    return fn
+
+
+def estimate(spec: RunSpec) -> list[Part]:
+    """Every part of the peak memory of `spec` (parts that do not apply are left out)."""
+    parts = []
+    for fn in TERMS:
+        part = fn(spec)
+        if part is not None:
+            parts.append(part)
+    return parts
+
+
+def total_gb(parts: list[Part]) -> float:
+    return sum(p.gb for p in parts)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+def _b(n: float) -> str:
+    """Parameter count for a note: 6.98B, 41.9M, 4.9M."""
+    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.1f}M"
+
+
+def _dtype_name(nbytes: int) -> str:
+    return {2: "16-bit", 4: "fp32"}[nbytes]
+
+
+def quant_bytes(spec: RunSpec) -> float:
+    """Bytes per quantised linear weight for the base format."""
+    if spec.base_format in ("nf4", "fp4"):
+        return NF4_DQ_BYTES if spec.double_quant else NF4_BYTES
+    return INT8_BYTES
+
+
+def unquantised_bytes(spec: RunSpec) -> int:
+    """Bytes per parameter of the weights that stay in floating point."""
+    if spec.method in ("full", "freeze"):
+        return 4  # the trainer keeps fp32 master weights for methods that update the base
+    if spec.base_format != "float" and spec.backend == "hf":
+        # peft's prepare_model_for_kbit_training casts every non-quantised parameter (embeddings,
+        # output head, norms) to fp32 for stable training; Unsloth keeps them in 16-bit.
+        return 4
+    return spec.compute_bytes
+
+
+def lora_params(spec: RunSpec) -> int:
+    """LoRA A (r x in) and B (out x r) for every adapted linear; DoRA adds one magnitude per output."""
+    per_layer = sum(spec.lora_r * (i + o) for _, i, o in spec.lora_modules)
+    if spec.method == "dora":
+        per_layer += sum(o for _, _, o in spec.lora_modules)
+    return per_layer * spec.shape.num_layers
+
+
+def trainable_params(spec: RunSpec) -> int:
+    s = spec.shape
+    if spec.method == "full":
+        return s.total_params - s.extra_frozen_params
+    if spec.method == "freeze":
+        return min(spec.freeze_layers, s.num_layers) * s.layer_params + s.hidden_size
+    return lora_params(spec)
+
+
+def trainable_bytes(spec: RunSpec) -> int:
+    return 4 if spec.method in ("full", "freeze") else ADAPTER_BYTES
+
+
+def _lora_extras(spec: RunSpec, keep_a_outputs: bool, autocast_copies: bool) -> float:
+    """Per-token bytes LoRA adds inside one layer (see layer_activation_bytes)."""
+    extra = 0.0
+    for _, n_in, _ in spec.lora_modules:
+        if keep_a_outputs:
+            extra += ADAPTER_BYTES * spec.lora_r
+        if autocast_copies and ADAPTER_BYTES > spec.compute_bytes:
+            extra += spec.compute_bytes * n_in
+        if spec.lora_dropout > 0:
+            extra += (ADAPTER_BYTES + 1) * n_in
+    return extra
+
+
+LayerBytes = Callable[[RunSpec], float]
+LAYER_RECIPES: dict[str, LayerBytes] = {}
+
+
+def recipe(backend: str):
+    """Decorator: how many bytes per token one decoder layer saves for backward, per backend."""
+
+    def deco(fn: LayerBytes) -> LayerBytes:
+        LAYER_RECIPES[backend] = fn
+        return fn
+
+    return deco
+
+
+@recipe("hf")
+def hf_layer_bytes(spec: RunSpec) -> float:
+    """transformers + peft: what autograd keeps per token in one decoder layer.
+
+    Counted from the modelling code and checked with saved_tensors_hooks on SmolLM2 (40.4 kB
+    per token per layer measured vs 42.7 kB from this formula at fp32, LoRA r=16 all-linear):
+      norms: each RMSNorm keeps its input upcast to fp32 and its output (the next linears' input)
+      attention: rotated q and k, v, the SDPA output and o_proj's input (flash/efficient SDPA
+        keeps only a per-row logsumexp, not the seq x seq scores)
+      MLP: gate and up outputs, the activation's output and down_proj's input (4 x intermediate)
+      LoRA: each adapter's r-wide A output; an fp32 adapter on a 16-bit base under autocast also
+        keeps a 16-bit copy of its input, and LoRA dropout keeps its output and a 1-byte mask.
+    """
+    s, c = spec.shape, spec.compute_bytes
+    q, kv = s.num_heads * s.head_dim, s.num_kv_heads * s.head_dim
+    norms = s.norms_per_layer * (4 + c) * s.hidden_size
+    attention = c * (3 * q + 2 * kv)
+    mlp = 4 * c * s.intermediate_size
+    return norms + attention + mlp + _lora_extras(spec, keep_a_outputs=True, autocast_copies=True)
+
+
+@recipe("unsloth")
+def unsloth_layer_bytes(spec: RunSpec) -> float:
+    """Unsloth's hand-written autograd functions (unsloth/kernels/fast_lora.py) keep less:
+    LoRA_QKV and LoRA_MLP save only their input X and, for the MLP, the gate and up outputs
+    (e, g; the SwiGLU product is recomputed in backward); LoRA A outputs are recomputed; its
+    RMSNorm keeps its input in the compute dtype. LoRA dropout > 0 falls back to peft's path."""
+    s, c = spec.shape, spec.compute_bytes
+    q, kv = s.num_heads * s.head_dim, s.num_kv_heads * s.head_dim
+    norms = s.norms_per_layer * 2 * c * s.hidden_size
+    attention = c * (3 * q + 2 * kv)
+    mlp = 2 * c * s.intermediate_size
+    return norms + attention + mlp + _lora_extras(spec, keep_a_outputs=False, autocast_copies=False)
+
+
+def layer_activation_bytes(spec: RunSpec) -> float:
+    """Bytes one decoder layer saves for backward, per token, without checkpointing."""
+    return LAYER_RECIPES[spec.backend](spec)
+
+
+def layers_with_saved_activations(spec: RunSpec) -> int:
+    """Layers whose activations autograd keeps: freeze trains only the top N, so nothing below is saved."""
+    if spec.method == "freeze":
+        return min(spec.freeze_layers, spec.shape.num_layers)
+    return spec.shape.num_layers
+
+
+# --- the terms ----------------------------------------------------------------------------
+
+@term
+def base_weights(spec: RunSpec) -> Part:
+    s = spec.shape
+    other = s.embedding_params + s.small_params + s.extra_frozen_params
+    ub = unquantised_bytes(spec)
+    if spec.base_format == "float":
+        return Part("base weights", s.total_params * ub / GB, f"{_b(s.total_params)} params in {_dtype_name(ub)}")
+    qb = quant_bytes(spec)
+    label = spec.base_format + ("+double-quant" if spec.double_quant and spec.base_format != "int8" else "")
+    gb = (s.linear_params * qb + other * ub) / GB
+    if spec.base_format == "int8":  # one fp32 scale per output row of every linear
+        gb += sum(o for _, _, o in s.linear_modules) * s.num_layers * 4 / GB
+    return Part("base weights", gb, f"{_b(s.linear_params)} linear params in {label} ({qb:.3f} B/param) + "
+                                    f"{_b(other)} embedding/norm params in {_dtype_name(ub)}")
+
+
+@term
+def checkpoint_pages(spec: RunSpec) -> Optional[Part]:
+    """On CPU the safetensors file is memory-mapped; quantising leaves the mapping in place.
+
+    Measured on SmolLM2-135M QLoRA: 516 MB of the 538 MB fp32 file stays resident (Shared_Clean
+    in /proc/self/smaps_rollup) because the un-quantised embedding is a view into the mapping.
+    A float base of the file's own dtype *is* the mapping (counted once, as base weights).
+    """
+    if spec.device != "cpu" or spec.base_format == "float":
+        return None
+    gb = spec.shape.total_params * spec.shape.checkpoint_bytes / GB
+    return Part("checkpoint file pages", gb, "memory-mapped safetensors kept resident after quantising")
+
+
+@term
+def autocast_weight_copies(spec: RunSpec) -> Optional[Part]:
+    """Methods that train fp32 master weights under 16-bit autocast: autocast caches a 16-bit cast of
+    every trainable weight for the forward pass, and backward keeps it until the layer's gradient."""
+    if spec.method not in ("full", "freeze") or spec.compute_bytes != 2:
+        return None
+    n = trainable_params(spec)
+    return Part("16-bit weight copies", n * 2 / GB, f"autocast's 16-bit casts of {_b(n)} trainable fp32 weights")
+
+
+@term
+def adapter_weights(spec: RunSpec) -> Optional[Part]:
+    if spec.method not in ("lora", "qlora", "dora"):
+        return None
+    n = lora_params(spec)
+    kind = "DoRA" if spec.method == "dora" else "LoRA"
+    return Part("adapter weights", n * ADAPTER_BYTES / GB,
+                f"{_b(n)} {kind} params (r={spec.lora_r}, {len(spec.lora_modules)} linears/layer), fp32")
+
+
+@term
+def gradients(spec: RunSpec) -> Part:
+    n = trainable_params(spec)
+    return Part("gradients", n * trainable_bytes(spec) / GB, f"one fp32 gradient per trainable param ({_b(n)})")
+
+
+@term
+def optimizer_state(spec: RunSpec) -> Part:
+    n = trainable_params(spec)
+    per = OPTIMIZER_BYTES[spec.optimizer]
+    return Part("optimizer state", n * per / GB, f"{spec.optimizer}: {per} B/param")
+
+
+@term
+def activations(spec: RunSpec) -> Part:
+    """Saved activations at the start of backward (plus the layer being recomputed, with checkpointing).
+
+    With gradient checkpointing each layer keeps only its input (c x hidden per token) and the
+    backward pass recomputes one layer at a time; Unsloth's checkpointing offloads those inputs to
+    CPU RAM, so only the recomputed layer stays on the GPU. The embedding output and final norm
+    add two hidden-sized tensors.
+    """
+    s, t, c = spec.shape, spec.tokens, spec.compute_bytes
+    per_layer = layer_activation_bytes(spec) * t
+    layers = layers_with_saved_activations(spec)
+    edges = (c + 4) * s.hidden_size * t
+    if spec.gradient_checkpointing:
+        inputs = 0 if spec.backend == "unsloth" else layers * c * s.hidden_size * t
+        gb = (inputs + per_layer + edges) / GB
+        how = (f"checkpointed: {layers} layer inputs" + (" offloaded to CPU" if spec.backend == "unsloth" else "")
+               + " + 1 layer recomputed")
+    else:
+        gb = (layers * per_layer + edges) / GB
+        how = f"{layers} layers x {per_layer / t / 1024:.1f} kB/token"
+    if spec.method == "dora":
+        # DoRA recomputes each adapted weight's norm from W + BA: one fp32 weight-sized tensor per
+        # linear is kept for backward (per layer, or for one layer when checkpointing).
+        weights = sum(i * o for _, i, o in spec.lora_modules) * 4
+        gb += weights * (1 if spec.gradient_checkpointing else layers) / GB
+        how += " + DoRA weight norms"
+    return Part("activations", gb, f"{how}; {spec.batch_size} x {spec.max_len} tokens")
+
+
+@term
+def logits_and_loss(spec: RunSpec) -> Part:
+    """The vocabulary-sized buffers of the loss.
+
+    Full logits (the model's own loss, used on CPU and MPS): during the loss backward three fp32
+    tokens x vocab buffers are alive at once (the log-softmax kept for backward, its incoming
+    gradient and its outgoing gradient); the forward's 16-bit logits and their fp32 upcast are
+    already freed by then. Chunked (CUDA): one 16-bit 4096 x 32768 tile plus the fp32 gradient
+    of the final hidden states.
+    """
+    s, t = spec.shape, spec.tokens
+    if spec.loss_head == "full":
+        return Part("logits and loss", 12 * t * s.vocab_size / GB, f"3 fp32 buffers of {t} tokens x {s.vocab_size} vocab")
+    tile = min(t, LOSS_TILE_TOKENS) * min(s.vocab_size, LOSS_TILE_VOCAB) * spec.compute_bytes
+    return Part("logits and loss", (tile + 4 * t * s.hidden_size) / GB, "fused LM head + loss, computed in tiles")
+
+
+@term
+def framework_overhead(spec: RunSpec) -> Part:
+    if spec.device == "cpu":
+        return Part("framework overhead", CPU_PROCESS_GB, "python + torch + transformers + peft + trl, tokenizer and data")
+    dynamic = activations(spec).gb + logits_and_loss(spec).gb
+    gb = dynamic * CUDA_ALLOCATOR_SLACK
+    note = f"allocator slack {CUDA_ALLOCATOR_SLACK:.0%} of activations"
+    if spec.base_format in ("nf4", "fp4", "int8"):
+        # bitsandbytes de-quantises one linear at a time into a compute-dtype buffer (forward and backward).
+        largest = max(i * o for _, i, o in spec.shape.linear_modules)
+        gb += 2 * largest * spec.compute_bytes / GB
+        note += " + de-quantisation buffers"
+    context = CUDA_CONTEXT_GB if spec.device == "cuda" else MPS_CONTEXT_GB
+    return Part("framework overhead", gb + context, f"{'CUDA' if spec.device == 'cuda' else 'Metal'} context {context} GB + {note}")

@@ -1,0 +1,106 @@
+"""What the estimator needs to know about one run, resolved from a RunConfig and a device.
+
+`run_spec(cfg, device, shape, batch_size, gradient_checkpointing)` turns the user-facing
+config (with its 'auto' values) into plain numbers, following the choices the trainer
+makes at run time (engine/train/device.py, model_setup.py, backends/): the compute
+dtype per device, which weights are quantised, the backend, and how the loss is computed.
+No torch: the CPU's bf16 support is read from /proc/cpuinfo, unsloth's presence from
+importlib's finder.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+
+from engine.plan.shape import Linear, ModelShape
+
+LORA_METHODS = ("lora", "qlora", "dora")
+DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One planned run, in the units the estimator works in."""
+
+    shape: ModelShape
+    method: str  # lora | qlora | dora | full | freeze
+    device: str  # cuda | cpu | mps
+    backend: str  # hf | unsloth
+    compute_bytes: int  # 2 (bf16/fp16) or 4 (fp32): activations and 16/32-bit weights
+    base_format: str  # nf4 | fp4 | int8 | float (frozen base weights)
+    double_quant: bool
+    lora_r: int
+    lora_modules: tuple[Linear, ...]  # adapted linears of one layer
+    lora_dropout: float
+    optimizer: str
+    freeze_layers: int
+    batch_size: int
+    max_len: int
+    gradient_checkpointing: bool
+    loss_head: str  # full (logits materialised) | chunked (fused LM head + loss in tiles)
+
+    @property
+    def tokens(self) -> int:
+        """Tokens in one micro-batch: padding-free batches hold at most batch_size * max_len."""
+        return self.batch_size * self.max_len
+
+    def with_(self, **changes) -> "RunSpec":
+        return replace(self, **changes)
+
+
+@lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU advertises AVX512-BF16 or AMX-BF16 (the trainer then computes in bf16)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="ignore")
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def compute_dtype(requested: str, device: str) -> str:
+    """quant.compute_dtype as the trainer resolves it (engine/train/device.py)."""
+    if requested != "auto":
+        return requested
+    if device in ("cuda", "mps"):
+        return "bf16" if device == "cuda" else "fp16"  # pre-Ampere GPUs use fp16: same bytes
+    return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
+def choose_backend(requested: str, device: str, method: str) -> str:
+    """train.backend as the trainer resolves it: unsloth only on CUDA, and 'auto' only when installed."""
+    if device != "cuda" or method not in LORA_METHODS:
+        return "hf"
+    if requested == "auto":
+        return "unsloth" if importlib.util.find_spec("unsloth") is not None else "hf"
+    return requested
+
+
+def base_format(cfg) -> str:
+    load_in = cfg.quant.load_in
+    if load_in == "auto":
+        load_in = "4bit" if cfg.method == "qlora" else "none"
+    return {"4bit": cfg.quant.quant_type, "8bit": "int8"}.get(load_in, "float")
+
+
+def run_spec(cfg, device: str, shape: ModelShape, batch_size: int, gradient_checkpointing: bool) -> RunSpec:
+    """Resolve the config for `device`; batch size and checkpointing are given already resolved."""
+    backend = choose_backend(cfg.train.backend, device, cfg.method)
+    lora = cfg.method in LORA_METHODS
+    return RunSpec(
+        shape=shape, method=cfg.method, device=device, backend=backend,
+        compute_bytes=DTYPE_BYTES[compute_dtype(cfg.quant.compute_dtype, device)],
+        base_format=base_format(cfg), double_quant=bool(cfg.quant.double_quant),
+        lora_r=cfg.lora.r if lora else 0,
+        lora_modules=tuple(shape.modules(cfg.lora.target_modules)) if lora else (),
+        lora_dropout=cfg.lora.dropout if lora else 0.0,
+        optimizer=cfg.optim.optimizer, freeze_layers=cfg.train.freeze_layers,
+        batch_size=int(batch_size), max_len=int(cfg.sequence.max_len),
+        gradient_checkpointing=bool(gradient_checkpointing),
+        # On CUDA both backends compute the loss in tiles (TRL's fused LM head, Unsloth's fused
+        # cross-entropy); elsewhere the model's own loss materialises the full logits.
+        loss_head="chunked" if device == "cuda" else "full",
+    )

@@ -1,0 +1,56 @@
+"""Hugging Face architectures that ONNX Runtime GenAI's model builder turns into GenAI graphs.
+
+The builder dispatches on `config.architectures[0]`; we check the same name up front so an
+unsupported model fails in a second with the list below, instead of after loading its
+weights. Only text decoders are listed (the builder's vision/audio pipelines are not
+something edgetune trains). A new family is one new line, once the builder supports it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from engine.errors import EdgetuneError
+
+# architecture (config.json) -> families it covers
+ARCHITECTURES: dict[str, str] = {
+    "LlamaForCausalLM": "Llama 2/3.x, SmolLM2, TinyLlama, DeepSeek-R1-Distill-Llama",
+    "MistralForCausalLM": "Mistral 7B, Ministral",
+    "Qwen2ForCausalLM": "Qwen2, Qwen2.5, DeepSeek-R1-Distill-Qwen",
+    "Qwen3ForCausalLM": "Qwen3 (dense)",
+    "GemmaForCausalLM": "Gemma",
+    "Gemma2ForCausalLM": "Gemma 2",
+    "Gemma3ForCausalLM": "Gemma 3 (text)",
+    "PhiForCausalLM": "Phi-2",
+    "Phi3ForCausalLM": "Phi-3, Phi-3.5, Phi-4-mini",
+    "GraniteForCausalLM": "IBM Granite 3",
+    "OlmoForCausalLM": "AMD/AI2 OLMo",
+    "NemotronForCausalLM": "Nemotron",
+    "SmolLM3ForCausalLM": "SmolLM3",
+    "InternLM2ForCausalLM": "InternLM2",
+    "Ernie4_5ForCausalLM": "ERNIE 4.5",
+}
+
+
+def architecture_of(model_dir: Path) -> str:
+    """`architectures[0]` from the folder's config.json."""
+    config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    archs = config.get("architectures") or []
+    if not archs:
+        raise EdgetuneError(f"{model_dir}/config.json names no architecture (the 'architectures' list is empty), "
+                            f"so the ONNX builder cannot tell how to build it. Re-save the model with transformers.")
+    return archs[0]
+
+
+def check_architecture(model_dir: Path) -> str:
+    """The architecture name, or EdgetuneError listing the supported ones."""
+    arch = architecture_of(model_dir)
+    if arch not in ARCHITECTURES:
+        listed = ", ".join(f"{a} ({f})" for a, f in ARCHITECTURES.items())
+        raise EdgetuneError(
+            f"ONNX export does not support architecture {arch} (from {model_dir}/config.json): ONNX Runtime "
+            f"GenAI's model builder has no graph for it. Supported: {listed}. "
+            f"Export this model to GGUF instead: engine export gguf ..."
+        )
+    return arch

@@ -1,0 +1,155 @@
+"""Run an exported ONNX model with onnxruntime-genai: chat token by token.
+
+This is what a chat backend imports. It needs only the export folder (genai_config.json,
+model.onnx(.data), tokenizer files and the chat template, all written by `engine export
+onnx`), not transformers or torch:
+
+    from exporters.onnx.runtime import OnnxChatModel
+
+    model = OnnxChatModel("runs/quickstart/exports/onnx-int4")
+    for piece in model.stream([{"role": "user", "content": "Who makes the Quillon Q7?"}]):
+        print(piece, end="", flush=True)
+    print(model.last.stop_reason, model.last.new_tokens, model.last.tokens_per_s)
+
+The prompt is rendered with the model's own chat template (the one it was trained with,
+saved next to the model), and generation stops at the model's end-of-turn token.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Sequence
+
+from engine.errors import EdgetuneError
+
+
+@dataclass
+class Generation:
+    """What one generation produced and how fast."""
+
+    ids: list[int] = field(default_factory=list)  # new tokens, end-of-turn token excluded
+    stop_reason: str = ""  # "eos" (end-of-turn token), "length" (max_new_tokens or window) or "stopped" (caller)
+    prompt_tokens: int = 0
+    prefill_s: float = 0.0  # prompt processing + first token
+    decode_s: float = 0.0  # every token after the first
+
+    @property
+    def new_tokens(self) -> int:
+        return len(self.ids) + (1 if self.stop_reason == "eos" else 0)
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Decode speed: tokens after the first, per second (prompt processing excluded)."""
+        return (self.new_tokens - 1) / self.decode_s if self.new_tokens > 1 and self.decode_s > 0 else 0.0
+
+
+class OnnxChatModel:
+    """An exported ONNX folder loaded with onnxruntime-genai, ready to chat.
+
+    `provider` is the execution provider to run on: "cpu" (default; also runs CUDA/DirectML
+    exports, slowly) or the export's own ("cuda", "dml") when that build of onnxruntime-genai
+    is installed. `threads` caps onnxruntime's intra-op threads (default: onnxruntime's choice,
+    one per physical core). Not thread-safe: use one instance per conversation thread.
+    """
+
+    def __init__(self, folder: str | Path, provider: str = "cpu", threads: Optional[int] = None):
+        import onnxruntime_genai as og
+
+        self.folder = Path(folder)
+        config_path = self.folder / "genai_config.json"
+        if not config_path.is_file():
+            raise EdgetuneError(f"'{self.folder}' has no genai_config.json, so it is not an ONNX export of edgetune "
+                                f"(create one with: engine export onnx MODEL --precision int4).")
+        self.genai_config = json.loads(config_path.read_text(encoding="utf-8"))
+        config = og.Config(str(self.folder))
+        if threads:
+            config.overlay(json.dumps({"model": {"decoder": {"session_options": {"intra_op_num_threads": int(threads)}}}}))
+        config.clear_providers()  # the export names its own provider (cuda/dml); run where asked
+        if provider != "cpu":
+            config.append_provider(provider)
+        try:
+            self.model = og.Model(config)
+        except Exception as e:  # onnxruntime-genai raises RuntimeError with its own message
+            raise EdgetuneError(f"onnxruntime-genai cannot load '{self.folder}' on {provider}: {e}") from None
+        self.tokenizer = og.Tokenizer(self.model)
+        self.eos_ids = {int(i) for i in self.tokenizer.eos_token_ids}
+        self.window = int(self.genai_config.get("search", {}).get("max_length")
+                          or self.genai_config["model"].get("context_length") or 2048)
+        self.last = Generation()
+
+    def render(self, messages: Sequence[dict], add_generation_prompt: bool = True) -> str:
+        """The chat prompt for `messages` ([{"role": ..., "content": ...}]) with the model's template."""
+        return self.tokenizer.apply_chat_template(json.dumps(list(messages)), add_generation_prompt=add_generation_prompt)
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text` (special tokens such as <|im_start|> are recognised, none are added)."""
+        return [int(i) for i in self.tokenizer.encode(text)]
+
+    def stream(self, messages: Sequence[dict], max_new_tokens: int = 256, temperature: float = 0.0,
+               top_p: float = 1.0, top_k: int = 50, repetition_penalty: float = 1.0,
+               should_stop: Optional[Callable[[], bool]] = None) -> Iterator[str]:
+        """Yield the reply to `messages` as text pieces while it is generated.
+
+        temperature 0 is greedy decoding. `should_stop` is polled after every token (e.g. a
+        Stop button). Afterwards `self.last` holds the ids, stop reason and speed.
+        """
+        prompt_ids = self.encode(self.render(messages))
+        stream = self.tokenizer.create_stream()
+        for token in self.generate_ids(prompt_ids, max_new_tokens, temperature=temperature, top_p=top_p,
+                                       top_k=top_k, repetition_penalty=repetition_penalty, should_stop=should_stop):
+            piece = stream.decode(token)
+            if piece:
+                yield piece
+
+    def reply(self, messages: Sequence[dict], **options) -> str:
+        """The whole reply to `messages` as one string (same options as `stream`)."""
+        return "".join(self.stream(messages, **options))
+
+    def generate_ids(self, prompt_ids: Sequence[int], max_new_tokens: int, min_new_tokens: int = 0,
+                     temperature: float = 0.0, top_p: float = 1.0, top_k: int = 50, repetition_penalty: float = 1.0,
+                     should_stop: Optional[Callable[[], bool]] = None) -> Iterator[int]:
+        """Yield new token ids after `prompt_ids` (the end-of-turn token is not yielded).
+
+        `min_new_tokens` forbids the end-of-turn token before that many tokens (for speed tests).
+        """
+        import numpy as np
+        import onnxruntime_genai as og
+
+        if len(prompt_ids) >= self.window:
+            raise EdgetuneError(f"The prompt has {len(prompt_ids)} tokens but this export's window is {self.window} "
+                                f"(search.max_length in {self.folder}/genai_config.json). Shorten the conversation.")
+        max_length = min(self.window, len(prompt_ids) + max_new_tokens)
+        params = og.GeneratorParams(self.model)
+        options = dict(max_length=max_length, do_sample=temperature > 0, repetition_penalty=repetition_penalty)
+        if temperature > 0:
+            options.update(temperature=temperature, top_p=top_p, top_k=top_k)
+        if min_new_tokens:
+            options["min_length"] = min(max_length, len(prompt_ids) + min_new_tokens)
+        params.set_search_options(**options)
+        generator = og.Generator(self.model, params)
+        gen = self.last = Generation(prompt_tokens=len(prompt_ids))
+        start = time.perf_counter()
+        generator.append_tokens(np.asarray(prompt_ids, dtype=np.int32))
+        first_at = None
+        while True:
+            if generator.is_done():
+                gen.stop_reason = gen.stop_reason or "length"
+                break
+            generator.generate_next_token()
+            token = int(generator.get_next_tokens()[0])
+            now = time.perf_counter()
+            if first_at is None:
+                first_at = now
+                gen.prefill_s = now - start
+            gen.decode_s = now - first_at
+            if token in self.eos_ids:
+                gen.stop_reason = "eos"
+                break
+            gen.ids.append(token)
+            yield token
+            if should_stop is not None and should_stop():
+                gen.stop_reason = "stopped"
+                break

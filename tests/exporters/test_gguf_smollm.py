@@ -1,0 +1,82 @@
+"""SmolLM2-135M end to end from a fine-tuned run folder, through the real CLI, into llama.cpp.
+
+The "fine-tune" is a LoRA adapter with small random B matrices (training itself is tested
+elsewhere); the run folder has what `engine train` + `engine merge` leave: config.yaml,
+adapter/ and merged/.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+llama_cpp = pytest.importorskip("llama_cpp")
+
+
+@pytest.fixture(scope="module")
+def smol_run(bundled_model_dir, tmp_path_factory):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from engine.config import load_config, save_config
+
+    run = tmp_path_factory.mktemp("runs") / "quillon-smol"
+    run.mkdir()
+    save_config(load_config(None, ["model=smollm2-135m-instruct", "method=lora", f"output_dir={run}"]),
+                run / "config.yaml")
+    tok = AutoTokenizer.from_pretrained(str(bundled_model_dir))
+    base = AutoModelForCausalLM.from_pretrained(str(bundled_model_dir), dtype=torch.float32)
+    model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", lora_dropout=0.0))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 0.002)
+    model.save_pretrained(str(run / "adapter"))
+    tok.save_pretrained(str(run / "adapter"))
+    merged = model.merge_and_unload()
+    merged.save_pretrained(str(run / "merged"))
+    tok.save_pretrained(str(run / "merged"))
+    return run
+
+
+@pytest.mark.slow
+def test_run_folder_to_verified_gguf_and_chat(smol_run):
+    out = subprocess.run([sys.executable, "-m", "engine", "export", "gguf", str(smol_run), "--quant", "q8_0,f16",
+                          "--adapter", "--events", "-"], capture_output=True, text=True, cwd=REPO, timeout=1500)
+    assert out.returncode == 0, out.stderr[-3000:]
+    events = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+    progress = [e for e in events if e["type"] == "export_progress"]
+    assert progress and progress[-1]["fraction"] == 1.0 and all(e["target"] == "gguf" for e in progress)
+    assert [e["fraction"] for e in progress] == sorted(e["fraction"] for e in progress)
+
+    exports = smol_run / "exports"
+    names = sorted(p.name for p in exports.iterdir())
+    assert names == ["Modelfile", "adapter-f16.gguf", "base-f16.gguf", "model-f16.gguf", "model-q8_0.gguf",
+                     "verify.json"], names
+    report = json.loads((exports / "verify.json").read_text())
+    for name in ("model-q8_0.gguf", "model-f16.gguf"):
+        r = report["files"][name]
+        assert r["passed"] and r["tokens_matching"] == r["tokens_checked"] and r["stop_check"] == "pass", r
+    assert report["files"]["model-f16.gguf"]["nmse"] <= 1e-4
+    lora = report["files"]["adapter-f16.gguf"]
+    assert lora["nmse"] <= 1e-4 and lora["top1"] >= 0.99, lora  # base + adapter in llama.cpp == merged HF model
+    assert report["modelfile"]["template_matches"]
+    modelfile = (exports / "Modelfile").read_text()
+    assert "FROM ./model-q8_0.gguf" in modelfile and "ollama create quillon-smol" in modelfile
+
+    # Chat the way llama.cpp users do: its own chat handler, with the template stored in the GGUF.
+    from llama_cpp import Llama
+
+    llm = Llama(str(exports / "model-f16.gguf"), n_ctx=512, verbose=False)
+    reply = llm.create_chat_completion([{"role": "user", "content": "What is the capital of France?"}],
+                                       temperature=0.0, max_tokens=64)
+    llm.close()
+    choice = reply["choices"][0]
+    assert choice["finish_reason"] == "stop" and choice["message"]["content"].strip()
