@@ -10,7 +10,10 @@ Three checks, each against the HF model the GGUF came from:
           with their special tokens.
   logits  next-token logits on sample prompts: NMSE (sum of squared differences over sum of
           squares), top-1 agreement and mean KL(HF || GGUF). f32/f16 must reach NMSE <= 1e-4
-          and top-1 >= 99%; for quantised types the figures are reported (and feed --quant auto).
+          and top-1 >= 99%, where a position whose two best HF logits lie within the numeric noise
+          (4x the RMS logit error there) counts as agreeing whichever llama.cpp picks; the raw
+          figure and the number of such ties are both reported. Quantised types: figures reported
+          (they feed --quant auto).
   stops   greedy chat generation in llama.cpp ends on an end-of-generation token. Judged
           against HF: if the HF model stops within the budget, llama.cpp must stop too; a model
           that never stops in HF either (an untrained random model) makes this check 'n/a'.
@@ -72,6 +75,7 @@ class VerifyReport:
     nmse: Optional[float] = None
     nmse_max_prompt: Optional[float] = None
     top1: Optional[float] = None
+    top1_ties: int = 0                # disagreements where HF's own top two are within the numeric noise
     kl_mean: Optional[float] = None
     positions: int = 0
     eos_id_matches: Optional[bool] = None
@@ -95,6 +99,24 @@ def _nmse(a, b) -> float:
     import numpy as np
 
     return float(np.sum((a.astype(np.float64) - b) ** 2) / max(np.sum(b.astype(np.float64) ** 2), 1e-30))
+
+
+def _near_ties(got, want) -> int:
+    """Positions where llama.cpp's pick differs from HF's but HF scores both within 4x the RMS logit error.
+
+    With f16 weights every logit moves by ~1e-2; where HF's best two tokens are closer than that,
+    which one wins is rounding, not a conversion error.
+    """
+    import numpy as np
+
+    pick, best = got.argmax(-1), want.argmax(-1)
+    rows = np.nonzero(pick != best)[0]
+    ties = 0
+    for r in rows:
+        noise = float(np.sqrt(np.mean((got[r].astype(np.float64) - want[r]) ** 2)))
+        if want[r, best[r]] - want[r, pick[r]] <= 4 * noise:
+            ties += 1
+    return ties
 
 
 def _log_softmax(x):
@@ -294,6 +316,7 @@ def verify_gguf(path: Path, ref: HfReference, out_type: str, lora: Optional[Path
             sq_err += float(np.sum((got.astype(np.float64) - want) ** 2))
             sq_ref += float(np.sum(want.astype(np.float64) ** 2))
             agree += int(np.sum(got.argmax(-1) == want.argmax(-1)))
+            rep.top1_ties += _near_ties(got, want)
             total += len(ids)
             lp, lq = _log_softmax(want), _log_softmax(got)
             kls.append(np.sum(np.exp(lp) * (lp - lq), axis=-1))
@@ -329,11 +352,13 @@ def _judge(rep: VerifyReport, out_type: str) -> None:
             f"and the original hub tokenizer) puts '\u2581' before the text after each special token and before "
             f"leading spaces, while transformers 5 prefixes only the start of the input")
     if out_type in UNQUANTISED:
-        ok = rep.nmse is not None and rep.nmse <= MAX_NMSE and rep.top1 >= MIN_TOP1
+        # top-1 agreement counts numeric ties (HF's own two best within the noise) as agreeing
+        decisive = rep.top1 + rep.top1_ties / max(rep.positions, 1) if rep.top1 is not None else 0.0
+        ok = rep.nmse is not None and rep.nmse <= MAX_NMSE and decisive >= MIN_TOP1
         rep.logits_check = "pass" if ok else "fail"
         if not ok:
             rep.problems.append(f"logits differ from HF: NMSE {rep.nmse:.2e} (bound {MAX_NMSE:g}), top-1 "
-                                f"{rep.top1:.1%} (bound {MIN_TOP1:.0%})")
+                                f"{rep.top1:.1%} + {rep.top1_ties} near-tie(s) (bound {MIN_TOP1:.0%})")
     elif rep.nmse is not None and rep.nmse > 0.5:
         rep.logits_check = "fail"  # nothing quantised is that far off unless the file is broken
         rep.problems.append(f"logits are unrelated to HF's (NMSE {rep.nmse:.2f}): the file is broken")
@@ -359,7 +384,8 @@ def format_table(reports: list) -> str:
     for r in reports:
         tokens = f"{r.tokens_matching}/{r.tokens_checked}" + (f" (+{r.tokens_spm_convention} spm)" if r.tokens_spm_convention else "")
         rows.append((r.file, r.type, f"{r.size_bytes / 1e6:.1f} MB", tokens,
-                     "-" if r.nmse is None else f"{r.nmse:.2e}", "-" if r.top1 is None else f"{r.top1:.1%}",
+                     "-" if r.nmse is None else f"{r.nmse:.2e}",
+                     "-" if r.top1 is None else f"{r.top1:.1%}" + (f" ({r.top1_ties} tie)" if r.top1_ties else ""),
                      "-" if r.kl_mean is None else f"{r.kl_mean:.4f}",
                      {"pass": "yes", "fail": "NO", "n/a": "n/a"}[r.stop_check],
                      "pass" if r.passed else "FAIL"))

@@ -66,7 +66,8 @@ def test_run_folder_to_verified_gguf_and_chat(smol_run):
         assert r["passed"] and r["tokens_matching"] == r["tokens_checked"] and r["stop_check"] == "pass", r
     assert report["files"]["model-f16.gguf"]["nmse"] <= 1e-4
     lora = report["files"]["adapter-f16.gguf"]
-    assert lora["nmse"] <= 1e-4 and lora["top1"] >= 0.99, lora  # base + adapter in llama.cpp == merged HF model
+    # base + adapter in llama.cpp == merged HF model (top-1 counted with numeric near-ties, see verify.py)
+    assert lora["nmse"] <= 1e-4 and lora["passed"], lora
     assert report["modelfile"]["template_matches"]
     modelfile = (exports / "Modelfile").read_text()
     assert "FROM ./model-q8_0.gguf" in modelfile and "ollama create quillon-smol" in modelfile
