@@ -11,7 +11,7 @@ the model (the bundled SmolLM2-135M-Instruct, or a tiny random Llama with its vo
 in the compute dtype with SDPA attention, LoRA on all linear layers or QLoRA (NF4 + double
 quant, peft's prepare_model_for_kbit_training), non-reentrant gradient checkpointing when asked,
 then runs STEPS AdamW steps on full-length micro-batches of random tokens (the worst case the
-plan sizes for) with the model's own loss, and reports its peak RSS (ru_maxrss). The planner's
+plan sizes for) with the model's own loss, and reports its peak RSS (VmHWM: engine/process_memory.py). The planner's
 CPU estimate for the same config is printed next to it as a ratio planned / measured; the
 target is every ratio within 0.80-1.20. The median of --repeats runs is used (RSS peaks
 repeat within about 1%).
@@ -63,7 +63,7 @@ TINY = dict(hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_att
 
 def measure(point: dict) -> dict:
     """Train STEPS steps as the trainer would and return the peak RSS in GB."""
-    import resource
+    from engine.process_memory import peak_rss_bytes
 
     start = time.perf_counter()
     import torch
@@ -107,7 +107,7 @@ def measure(point: dict) -> dict:
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30  # Linux reports KiB
+    peak = peak_rss_bytes() / 2**30
     return {"peak_gb": peak, "seconds": time.perf_counter() - start}
 
 

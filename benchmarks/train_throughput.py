@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -101,7 +100,9 @@ def run_edgetune(steps: int) -> dict:
 def child(variant: str, steps: int, dtype: str) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     result = run_edgetune(steps) if variant == "edgetune" else run_plain(steps, dtype)
-    result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    from engine.process_memory import peak_rss_bytes
+
+    result["peak_rss_gb"] = peak_rss_bytes() / 1e9
     print("RESULT " + json.dumps(result), flush=True)
 
 

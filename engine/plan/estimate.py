@@ -236,8 +236,12 @@ def checkpoint_pages(spec: RunSpec) -> Optional[Part]:
     """
     if spec.device != "cpu" or spec.base_format == "float":
         return None
-    gb = spec.shape.total_params * spec.shape.checkpoint_bytes / GB
-    return Part("checkpoint file pages", gb, "memory-mapped safetensors kept resident after quantising")
+    s = spec.shape
+    file_bytes = s.total_params * s.checkpoint_bytes
+    if s.checkpoint_bytes == unquantised_bytes(spec):
+        # the un-quantised embeddings/norms are views into the same pages: counted once, as base weights
+        file_bytes -= (s.embedding_params + s.small_params + s.extra_frozen_params) * s.checkpoint_bytes
+    return Part("checkpoint file pages", file_bytes / GB, "memory-mapped safetensors kept resident after quantising")
 
 
 @term

@@ -21,12 +21,9 @@ def peak_memory_gb(device: str) -> float:
 
     if device == "cuda":
         return torch.cuda.max_memory_allocated() / 1e9
-    try:
-        import resource
+    from engine.process_memory import peak_rss_bytes
 
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
-    except Exception:
-        return 0.0
+    return peak_rss_bytes() / 1e9
 
 
 class EventsCallback(TrainerCallback):
