@@ -132,7 +132,10 @@ class ChatColumn(QWidget):
 
     def _reply_done(self, seconds: float, chunks: int) -> None:
         rate = chunks / seconds if seconds > 0 else 0.0
-        self.status.setText(f"{self.loaded_spec}: {chunks} tokens in {seconds:.1f} s ({rate:.1f} tokens/s)")
+        # short enough for a narrow column; the full spec is in the picker above and the tooltip
+        name = self.loaded_spec.rstrip("/").rsplit("/", 1)[-1]
+        self.status.setText(f"{name}: {chunks} tokens in {seconds:.1f}\u00a0s, {rate:.1f}\u00a0tokens/s")
+        self.status.setToolTip(self.loaded_spec)
         self._set_busy(False)
 
     def _failed(self, message: str) -> None:

@@ -6,16 +6,17 @@ Advanced panel, generated from the run config (labels, widgets and tooltips
 come from engine/config/schema.py). `engine plan ... --json` detects this
 machine (its GPU via nvidia-smi, else the CPU's RAM) and gives the memory
 breakdown, a fits / tight / does-not-fit verdict and what to change; "Plan for"
-asks the same question for any GPU in the planner's catalog.
+asks the same question for any GPU in the planner's catalog (or a Mac / a CPU box
+of a given size), for people who will train on another machine; the choice is
+remembered in the settings.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QSizePolicy, QSplitter,
+from PySide6.QtWidgets import (QComboBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QSizePolicy, QSplitter,
                                QVBoxLayout, QWidget)
 
 from app.config_form import ConfigForm
@@ -28,11 +29,17 @@ from engine.config import FIELDS
 from engine.errors import EdgetuneError
 from engine.paths import PRESETS_DIR
 
+
 def gpu_catalog() -> list[tuple[str, float]]:
     """(name, GB) of every GPU the planner knows (its catalog, no torch)."""
     from engine.plan.gpu_catalog import GPUS
 
     return sorted(set(GPUS.values()), key=lambda ng: (ng[0].split()[0], ng[1], ng[0]))
+
+
+# Machines without a discrete GPU that the planner also takes by name (`--gpu 'Apple M2 16GB'`,
+# `--gpu 'CPU 32GB'`): Macs train on the GPU's share of unified memory, the rest on the CPU.
+OTHER_TARGETS = ("Apple Mac 16GB", "Apple Mac 32GB", "Apple Mac 64GB", "CPU 16GB", "CPU 32GB", "CPU 64GB")
 
 
 def gpu_name_parses(name: str, gb: float) -> bool:
@@ -93,21 +100,27 @@ class MethodPage(QWidget):
         ll.addWidget(preset_box)
 
         knobs = QGroupBox("Main settings")
-        form = QFormLayout(knobs)
+        form = QGridLayout(knobs)  # two label/editor columns: the fit panel below needs the height
         self.editors: dict[str, FieldEditor] = {}
-        for key, label in MAIN_KNOBS:
+        for i, (key, label) in enumerate(MAIN_KNOBS):
             ed = FieldEditor(FIELDS[key]).bind(state)
             lab = QLabel(label + ":")
             lab.setToolTip(ed.toolTip())
-            form.addRow(lab, ed)
+            row, col = i // 2, (i % 2) * 2
+            form.addWidget(lab, row, col)
+            form.addWidget(ed, row, col + 1)
             self.editors[key] = ed
+        form.setColumnStretch(1, 1)
+        form.setColumnStretch(3, 1)
+        form.setHorizontalSpacing(8)
+        form.setVerticalSpacing(3)
         self.config_error = QLabel("")
         self.config_error.setWordWrap(True)
         self.config_error.setStyleSheet("color: #d1242f;")
-        form.addRow(self.config_error)
+        self.config_error.setVisible(False)
+        form.addWidget(self.config_error, form.rowCount(), 0, 1, 4)
         knobs.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         preset_box.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
-        form.setVerticalSpacing(3)
         ll.addWidget(knobs)
 
         fit = QGroupBox("Will it fit?")
@@ -115,11 +128,20 @@ class MethodPage(QWidget):
         target_row = QHBoxLayout()
         target_row.addWidget(QLabel("Plan for:"))
         self.target = QComboBox()
-        self.target.addItem("this machine", None)
+        self.target.setMaxVisibleItems(20)
+        self.target.addItem("this machine (detected)", None)
+        self.target.insertSeparator(self.target.count())
         for name, gb in gpu_catalog():
             self.target.addItem(f"{name} ({gb:g} GB)", (name, gb))
-        self.target.setToolTip("The GPU to plan for: this machine's (found by the planner), or any GPU in "
-                               "the planner's catalog, to see what a run would need there.")
+        self.target.insertSeparator(self.target.count())
+        for name in OTHER_TARGETS:
+            self.target.addItem(name.replace("GB", " GB"), (name, None))
+        self.target.setToolTip("The machine to plan for: this one (its GPU found with nvidia-smi, else its free "
+                               "RAM), or any GPU in the planner's catalog, when you will train somewhere else.")
+        saved_name = str(settings.value("plan/target", "") or "")
+        saved = self.target.findText(saved_name) if saved_name else -1  # (separators have empty text)
+        if saved > 0:
+            self.target.setCurrentIndex(saved)
         target_row.addWidget(self.target, 1)
         fl.addLayout(target_row)
         self.device_label = QLabel("")
@@ -145,7 +167,7 @@ class MethodPage(QWidget):
         self.preset.currentIndexChanged.connect(self._preset_chosen)
         state.value_changed.connect(lambda key: key != "output_dir" and self.debounce.start())
         state.preset_changed.connect(self._show_preset)
-        self.target.currentIndexChanged.connect(lambda *_: self.replan())
+        self.target.currentIndexChanged.connect(self._target_chosen)
         self._show_preset(state.preset)
         self._planned = False  # plan when first shown, then on every change
 
@@ -160,6 +182,7 @@ class MethodPage(QWidget):
             self.state.set_preset(path)
         except EdgetuneError as e:
             self.config_error.setText(str(e))
+            self.config_error.setVisible(True)
 
     def _show_preset(self, path: str) -> None:
         i = self.preset.findData(path)
@@ -182,13 +205,17 @@ class MethodPage(QWidget):
         if not self._planned:
             self.replan()
 
+    def _target_chosen(self, index: int) -> None:
+        self.settings.set_value("plan/target", self.target.itemText(index) if index > 0 else "")
+        self.replan()
+
     def plan_args(self) -> list[str]:
         """`engine plan [PRESET] key=value ... --json [--gpu NAME | --vram GB]`."""
         args = ["plan", *self.state.config_args(), "--json"]
         choice = self.target.currentData()
         if choice:
             name, gb = choice
-            args += ["--gpu", name] if gpu_name_parses(name, gb) else ["--vram", f"{gb:g}"]
+            args += ["--gpu", name] if gb is None or gpu_name_parses(name, gb) else ["--vram", f"{gb:g}"]
         return args
 
     def replan(self) -> None:
@@ -199,9 +226,11 @@ class MethodPage(QWidget):
             self.state.resolved_config()
         except EdgetuneError as e:
             self.config_error.setText(str(e))
+            self.config_error.setVisible(True)
             self.plan_view.show_message("Fix the setting above to see the memory plan.", "#d1242f")
             return
         self.config_error.setText("")
+        self.config_error.setVisible(False)
         if self.query is not None:
             self.query.cancel()
         self.query = EngineQuery(self.plan_args(), self)
@@ -212,13 +241,27 @@ class MethodPage(QWidget):
 
     def _plan_ready(self, plan) -> None:
         plan = plan if isinstance(plan, dict) else {}
-        device = plan.get("device", "")
-        kind = {"cuda": "GPU", "mps": "Apple GPU", "cpu": "no GPU: training runs on the CPU (slow, but it works)"}
-        mem = f", {plan['memory_gb']:.1f} GB usable" if plan.get("memory_gb") else ""
-        self.device_label.setText(f"<b>{plan.get('target', 'this machine')}</b>{mem} — {kind.get(device, device)}")
+        self.device_label.setText(device_text(plan, self.target.currentData()))
         self.plan_view.show_plan(plan)
 
     def _plan_failed(self, message: str) -> None:
         if "invalid choice: 'plan'" in message:
             message = "this engine has no `engine plan` command yet (update edgetune)."
+        self.device_label.setText("")
         self.plan_view.show_message(f"The memory planner could not answer: {message}", "#9a6700")
+
+
+def device_text(plan: dict, choice: tuple | None) -> str:
+    """One line on where the plan is for: the detected GPU (or the CPU), or the chosen catalog machine."""
+    device, name, gb = plan.get("device", ""), str(plan.get("target") or "?"), float(plan.get("memory_gb") or 0)
+    if choice:
+        if name.startswith("GPU with "):  # passed as --vram (its name does not parse back): keep the catalog's
+            name = choice[0]
+        where = {"cpu": "GB of RAM", "mps": "GB usable by the GPU"}.get(device, "GB of GPU memory")
+        return f"Planning for <b>{name}</b>: {gb:g} {where} (not this machine)."
+    if device == "cuda":
+        return f"This machine: <b>{name}</b> with {gb:.1f} GB of GPU memory."
+    if device == "mps":
+        return f"This machine: <b>{name}</b>, {gb:.1f} GB usable by the GPU."
+    return (f"This machine: <b>no GPU found</b>, so training runs on the CPU (slow, but it works) "
+            f"with {gb:.1f} GB of free RAM.")

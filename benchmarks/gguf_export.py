@@ -4,9 +4,8 @@
     python benchmarks/gguf_export.py --runs 5 --types f16
     EDGETUNE_LLAMA_CPP_SRC=/path/to/llama.cpp python benchmarks/gguf_export.py
 
-Model: the bundled SmolLM2-135M-Instruct, as a hub-style folder (its plain byte-level
-tokenizer.json and config.json without the stale GGUF-import quantization_config, which
-llama.cpp's converter refuses; the weights are the same file). Baseline: llama.cpp's
+Model: the bundled SmolLM2-135M-Instruct (the folder edgetune de-quantises it into, which
+llama.cpp's converter reads as it reads the hub's). Baseline: llama.cpp's
 converter from the llama-cpp-python sdist of the installed version (fetched with pip, or
 $EDGETUNE_LLAMA_CPP_SRC), run with this Python.
 
@@ -29,7 +28,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,30 +47,6 @@ def reference_converter(work: Path) -> Path:
                    ("/gguf-py/" in m.name or "/conversion/" in m.name or m.name.endswith("convert_hf_to_gguf.py"))]
         tar.extractall(work, members=members, filter="data")
     return next(work.glob("llama_cpp_python-*/vendor/llama.cpp/convert_hf_to_gguf.py"))
-
-
-def hub_style_smollm2(out: Path) -> Path:
-    """The bundled SmolLM2 as its hub folder looks (same weights, linked)."""
-    from engine.models import resolve_model
-
-    src = resolve_model("smollm2-135m-instruct").path
-    out.mkdir(parents=True, exist_ok=True)
-    tj = json.loads((src / "tokenizer.json").read_text(encoding="utf-8"))
-    tj["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
-        {"type": "Digits", "individual_digits": True},
-        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}]}
-    tj["decoder"] = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
-    tj["model"]["byte_fallback"] = False
-    (out / "tokenizer.json").write_text(json.dumps(tj, ensure_ascii=False), encoding="utf-8")
-    for name in ("tokenizer_config.json", "chat_template.jinja", "generation_config.json"):
-        if (src / name).is_file():
-            shutil.copy(src / name, out / name)
-    cfg = json.loads((src / "config.json").read_text())
-    cfg.pop("quantization_config", None)
-    (out / "config.json").write_text(json.dumps(cfg, indent=2))
-    if not (out / "model.safetensors").exists():
-        os.symlink(src / "model.safetensors", out / "model.safetensors")
-    return out
 
 
 # Linux carries a process's peak-RSS mark across fork and exec, so a child started by a big parent
@@ -116,7 +90,9 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="gguf-bench-"))
     try:
         script = reference_converter(work / "sdist")
-        model = hub_style_smollm2(work / "smollm2")
+        from engine.models import resolve_model
+
+        model = resolve_model("smollm2-135m-instruct").path
         out = work / "out"
         out.mkdir()
         rows = []

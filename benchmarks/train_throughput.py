@@ -85,7 +85,7 @@ def run_edgetune(steps: int) -> dict:
 
     out = Path(tempfile.mkdtemp()) / "run"
     cfg = load_config(REPO / "assets/presets/cpu_quickstart.yaml",
-                      [f"output_dir={out}", f"max_steps={steps}", "batch_size=8", "lora.dropout=0.05",
+                      [f"output_dir={out}", f"max_steps={steps}", "batch_size=8", "lora.dropout=0.0",
                        "train.save_steps=100000", f"data={DATA}"])
     events = []
     recipe = SftRecipe(cfg, EventSink(listeners=[events.append]))

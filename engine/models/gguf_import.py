@@ -20,11 +20,20 @@ from engine.errors import ModelSourceError
 from engine.paths import cache_dir
 
 MARKER = "edgetune-import.json"
+# Bumped whenever the import writes something different, so caches of older imports are redone.
+IMPORT_VERSION = 2  # 2: byte-level BPE tokenizers get their own split rules and a plain decoder
 
 
 def _fingerprint(path: Path) -> str:
-    st = path.stat()
-    return hashlib.sha1(f"{path.resolve()}:{st.st_size}:{int(st.st_mtime)}".encode()).hexdigest()[:10]
+    """The cache key of a GGUF: its size and first/last MiB (not its path or mtime, so a copy, a
+    reinstall or a desktop bundle of the same file reuses the import), plus IMPORT_VERSION."""
+    size = path.stat().st_size
+    h = hashlib.sha1(f"{size}:v{IMPORT_VERSION}".encode())
+    with open(path, "rb") as fh:
+        h.update(fh.read(1 << 20))
+        fh.seek(max(size - (1 << 20), 0))
+        h.update(fh.read(1 << 20))
+    return h.hexdigest()[:10]
 
 
 def materialise_gguf(gguf: Path, cache_name: Optional[str] = None) -> Path:
@@ -83,6 +92,23 @@ def _convert(gguf: Path, out: Path) -> None:
     plain.save_pretrained(str(out), safe_serialization=True)
     tok.save_pretrained(str(out))
     del loaded, plain
+    _fix_byte_level_tokenizer(gguf, out)
+
+
+def _fix_byte_level_tokenizer(gguf: Path, out: Path) -> None:
+    """Give a byte-level BPE tokenizer the split rules the GGUF names and a plain ByteLevel decoder.
+
+    transformers rebuilds every GGUF BPE tokenizer with GPT-2's split rules and a SentencePiece-style
+    decoder; SmolLM2 (`tokenizer.ggml.pre = smollm`) splits digits one by one, so without this the
+    imported tokenizer would cut "1314" into pieces the model never saw in training.
+    """
+    from gguf import GGUFReader
+
+    from engine.models.byte_level_bpe import make_plain_file
+
+    field = GGUFReader(str(gguf)).fields.get("tokenizer.ggml.pre")
+    pre = field.contents() if field is not None else None
+    make_plain_file(out, pre)
 
 
 def _fix_special_tokens(gguf: Path, tok, model) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from engine.errors import EdgetuneError
+from engine.models.param_count import param_count
 
 SAMPLE_PROMPTS = ["What is the capital of France?", "Write one sentence about the sea.", "How long does the Quillon Q7 battery last?"]
 DTYPES = ("auto", "bf16", "fp16", "fp32")
@@ -60,7 +61,7 @@ def merge_adapter(run_dir: str | Path, out: Optional[str | Path] = None, dtype: 
     # Merge and verify in full precision whatever the output dtype: bf16 rounding would hide a
     # bad merge. Small models merge in fp64, so the check measures the merge, not fp32 summation
     # order (W+BA)x vs Wx+B(Ax), which alone reaches ~1e-4 on 49k-wide logits.
-    work_dtype = torch.float64 if _param_count(base_dir) < 2e9 else torch.float32
+    work_dtype = torch.float64 if param_count(base_dir) < 2e9 else torch.float32
     model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=work_dtype)
     model = PeftModel.from_pretrained(model, str(adapter))
     batch = _sample_batch(tokenizer)
@@ -94,24 +95,6 @@ def merge_adapter(run_dir: str | Path, out: Optional[str | Path] = None, dtype: 
         shutil.rmtree(final)
     tmp.rename(final)
     return MergeReport(final, diff, base_diff)
-
-
-def _param_count(model_dir: Path) -> float:
-    """Parameter count from the safetensors headers (no weights loaded)."""
-    import json
-    import struct
-
-    total = 0
-    for f in model_dir.glob("*.safetensors"):
-        with open(f, "rb") as fh:
-            header = json.loads(fh.read(struct.unpack("<Q", fh.read(8))[0]))
-        for name, meta in header.items():
-            if name != "__metadata__":
-                n = 1
-                for d in meta["shape"]:
-                    n *= d
-                total += n
-    return total
 
 
 def _out_dtype(dtype: str, base_dir: Path):

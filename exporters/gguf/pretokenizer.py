@@ -8,8 +8,9 @@ tokenizer by hashing its ids on a test string, so any vocabulary it has not seen
 fails. We read the splitting rules themselves from tokenizer.json instead: they
 are what decides the ids, whatever the vocabulary.
 
-Registry: each entry names the llama.cpp pre-tokenizer and the tokenizer.json
-`pre_tokenizer` steps that mean it (digits-first, regex, byte-level flag).
+Registry: engine.models.byte_level_bpe.PRE_TOKENIZERS (shared with the GGUF import, which
+puts a model's own split rules back into its tokenizer.json); here each entry is compared by
+its normalised steps (digits-first, regex, byte-level flag).
 """
 
 from __future__ import annotations
@@ -18,10 +19,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from engine.errors import EdgetuneError
-
-# The split regexes as they appear in tokenizer.json (facts from the Llama 3 and Qwen2 tokenizers).
-LLAMA3_REGEX = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-QWEN2_REGEX = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+from engine.models.byte_level_bpe import LLAMA3_REGEX, PRE_TOKENIZERS as _NODES, QWEN2_REGEX  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -31,20 +29,6 @@ class PreTokenizer:
     name: str          # value of tokenizer.ggml.pre
     steps: tuple       # normalised pre_tokenizer steps, see `signature`
     note: str
-
-
-PRE_TOKENIZERS: list[PreTokenizer] = []
-
-
-def register_pre_tokenizer(name: str, steps: tuple, note: str) -> None:
-    """Add a known pre-tokenizer (first match wins)."""
-    PRE_TOKENIZERS.append(PreTokenizer(name, steps, note))
-
-
-register_pre_tokenizer("llama-bpe", (("split", LLAMA3_REGEX), ("bytelevel", False)), "Llama 3.x: digits in groups of three")
-register_pre_tokenizer("qwen2", (("split", QWEN2_REGEX), ("bytelevel", False)), "Qwen2/2.5/3: one digit per chunk")
-register_pre_tokenizer("smollm", (("digits", True), ("bytelevel", True)), "SmolLM/SmolLM2: single digits, then GPT-2 rules")
-register_pre_tokenizer("gpt-2", (("bytelevel", True),), "GPT-2 rules")
 
 
 def _steps(node: Optional[dict]) -> list[dict]:
@@ -75,6 +59,10 @@ def signature(tokenizer_json: dict) -> tuple:
     return tuple(sig)
 
 
+def known_pre_tokenizers() -> list[PreTokenizer]:
+    return [PreTokenizer(name, signature({"pre_tokenizer": node}), note) for name, (node, note) in _NODES.items()]
+
+
 def detect_pre_tokenizer(tokenizer_json: dict, source: str) -> str:
     """The llama.cpp pre-tokenizer name for a byte-level BPE tokenizer.json, or a clear error."""
     normalizer = tokenizer_json.get("normalizer")
@@ -88,10 +76,10 @@ def detect_pre_tokenizer(tokenizer_json: dict, source: str) -> str:
             f"llama.cpp cannot reproduce that. Pass --pre-tokenizer NAME only if you know the right llama.cpp name."
         )
     sig = signature(tokenizer_json)
-    for pre in PRE_TOKENIZERS:
+    for pre in known_pre_tokenizers():
         if pre.steps == sig:
             return pre.name
-    known = "; ".join(f"{p.name} ({p.note})" for p in PRE_TOKENIZERS)
+    known = "; ".join(f"{p.name} ({p.note})" for p in known_pre_tokenizers())
     raise EdgetuneError(
         f"The byte-level BPE tokenizer in {source} splits text with rules llama.cpp's known pre-tokenizers "
         f"do not match: {sig}. Known: {known}. If you know the right llama.cpp name, pass --pre-tokenizer NAME; "

@@ -22,6 +22,7 @@ from typing import Callable, Optional
 
 from engine.errors import EdgetuneError
 from engine.events import EventSink
+from engine.models.param_count import param_count
 from exporters.onnx.targets import PRECISIONS, folder_name, resolve_target
 
 BOOKKEEPING = ("verify.json", "export.json", "README.md", "build.log")
@@ -43,23 +44,6 @@ class OnnxExportResult:
 def folder_size_mb(folder: Path, skip: tuple[str, ...] = BOOKKEEPING) -> float:
     """Size of the model files in `folder` (reports and logs excluded)."""
     return sum(f.stat().st_size for f in Path(folder).iterdir() if f.is_file() and f.name not in skip) / 2**20
-
-
-def param_count(model_dir: Path) -> int:
-    """Parameters of an HF folder from its safetensors headers (nothing loaded); 0 if unknown."""
-    import struct
-
-    total = 0
-    for f in Path(model_dir).glob("*.safetensors"):
-        with open(f, "rb") as fh:
-            header = json.loads(fh.read(struct.unpack("<Q", fh.read(8))[0]))
-        for name, meta in header.items():
-            if name != "__metadata__":
-                n = 1
-                for d in meta["shape"]:
-                    n *= d
-                total += n
-    return total
 
 
 class OnnxExporter:

@@ -21,7 +21,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 from engine.errors import EdgetuneError
 
@@ -44,6 +44,35 @@ class Generation:
     def tokens_per_s(self) -> float:
         """Decode speed: tokens after the first, per second (prompt processing excluded)."""
         return (self.new_tokens - 1) / self.decode_s if self.new_tokens > 1 and self.decode_s > 0 else 0.0
+
+
+# Measured with SmolLM2-135M int4 (0.1 GB of weights): OnnxChatModel alone holds 0.22 GB (libraries,
+# arenas, weights and the copies onnxruntime prepacks), `engine chat` 0.6 GB at its peak, the rest
+# being transformers and torch, imported for the chat backend's tokenizer and template.
+WEIGHTS_FACTOR = 1.2
+RUNTIME_OVERHEAD_GB = 0.5
+
+
+def memory_needed_gb(folder: str | Path, tokens: int = 2048) -> float:
+    """About how much RAM chatting with the export in `folder` takes on the CPU, in GB.
+
+    The weights (onnxruntime reads the external data file into memory and prepacks some of
+    them), the KV cache that onnxruntime-genai preallocates for a generation of `tokens`
+    (prompt + answer, capped at the export's window) and an allowance for the libraries.
+    """
+    folder = Path(folder)
+    weights = sum(f.stat().st_size for f in folder.iterdir() if f.name.endswith((".onnx", ".onnx.data")))
+    config = json.loads((folder / "genai_config.json").read_text(encoding="utf-8"))
+    decoder = config.get("model", {}).get("decoder", {})
+    window = int(config.get("search", {}).get("max_length") or config.get("model", {}).get("context_length") or tokens)
+    info_path = folder / "export.json"
+    precision = json.loads(info_path.read_text(encoding="utf-8")).get("precision") if info_path.is_file() else None
+    kv_bytes = 2 if precision == "fp16" else 4  # CPU exports keep the cache in fp32, even int4 ones
+    # Folders from other tools may leave out a size: their KV cache then counts as nothing.
+    head_size = decoder.get("head_size") or decoder.get("hidden_size", 0) // max(1, decoder.get("num_attention_heads", 1))
+    kv_heads = decoder.get("num_key_value_heads") or decoder.get("num_attention_heads", 0)
+    kv = 2 * decoder.get("num_hidden_layers", 0) * kv_heads * head_size * kv_bytes * min(tokens, window)
+    return (WEIGHTS_FACTOR * weights + kv) / 2**30 + RUNTIME_OVERHEAD_GB
 
 
 class OnnxChatModel:
@@ -89,17 +118,25 @@ class OnnxChatModel:
         return [int(i) for i in self.tokenizer.encode(text)]
 
     def stream(self, messages: Sequence[dict], max_new_tokens: int = 256, temperature: float = 0.0,
-               top_p: float = 1.0, top_k: int = 50, repetition_penalty: float = 1.0,
+               top_p: float = 1.0, top_k: int = 50, repetition_penalty: float = 1.0, seed: Optional[int] = None,
                should_stop: Optional[Callable[[], bool]] = None) -> Iterator[str]:
         """Yield the reply to `messages` as text pieces while it is generated.
 
         temperature 0 is greedy decoding. `should_stop` is polled after every token (e.g. a
         Stop button). Afterwards `self.last` holds the ids, stop reason and speed.
         """
-        prompt_ids = self.encode(self.render(messages))
+        yield from self.stream_ids(self.encode(self.render(messages)), max_new_tokens, temperature=temperature,
+                                   top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty, seed=seed,
+                                   should_stop=should_stop)
+
+    def stream_ids(self, prompt_ids: Sequence[int], max_new_tokens: int = 256, **options) -> Iterator[str]:
+        """Like `stream`, for a prompt already rendered and tokenised (what the chat backend sends).
+
+        `options` are `generate_ids`'s. Pieces hold only complete characters: the tokenizer
+        stream holds back a token that ends inside a multi-byte character.
+        """
         stream = self.tokenizer.create_stream()
-        for token in self.generate_ids(prompt_ids, max_new_tokens, temperature=temperature, top_p=top_p,
-                                       top_k=top_k, repetition_penalty=repetition_penalty, should_stop=should_stop):
+        for token in self.generate_ids(prompt_ids, max_new_tokens, **options):
             piece = stream.decode(token)
             if piece:
                 yield piece
@@ -110,10 +147,16 @@ class OnnxChatModel:
 
     def generate_ids(self, prompt_ids: Sequence[int], max_new_tokens: int, min_new_tokens: int = 0,
                      temperature: float = 0.0, top_p: float = 1.0, top_k: int = 50, repetition_penalty: float = 1.0,
+                     seed: Optional[int] = None, stop_ids: Iterable[int] = (),
                      should_stop: Optional[Callable[[], bool]] = None) -> Iterator[int]:
         """Yield new token ids after `prompt_ids` (the end-of-turn token is not yielded).
 
-        `min_new_tokens` forbids the end-of-turn token before that many tokens (for speed tests).
+        Generation ends at genai_config's eos ids or any of `stop_ids` (extra end-of-turn ids,
+        e.g. a tokenizer's that the config lacks), after `max_new_tokens`, or at the export's
+        window. `repetition_penalty` divides the logits of every token already in the sequence,
+        prompt included (onnxruntime-genai's rule). `seed` fixes sampling (None: random each
+        call). `min_new_tokens` forbids the end-of-turn token before that many tokens (for
+        speed tests).
         """
         import numpy as np
         import onnxruntime_genai as og
@@ -126,10 +169,13 @@ class OnnxChatModel:
         options = dict(max_length=max_length, do_sample=temperature > 0, repetition_penalty=repetition_penalty)
         if temperature > 0:
             options.update(temperature=temperature, top_p=top_p, top_k=top_k)
+            if seed is not None:
+                options["random_seed"] = int(seed)
         if min_new_tokens:
             options["min_length"] = min(max_length, len(prompt_ids) + min_new_tokens)
         params.set_search_options(**options)
         generator = og.Generator(self.model, params)
+        stops = self.eos_ids | {int(i) for i in stop_ids}
         gen = self.last = Generation(prompt_tokens=len(prompt_ids))
         start = time.perf_counter()
         generator.append_tokens(np.asarray(prompt_ids, dtype=np.int32))
@@ -145,7 +191,7 @@ class OnnxChatModel:
                 first_at = now
                 gen.prefill_s = now - start
             gen.decode_s = now - first_at
-            if token in self.eos_ids:
+            if token in stops:
                 gen.stop_reason = "eos"
                 break
             gen.ids.append(token)

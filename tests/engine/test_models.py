@@ -48,6 +48,21 @@ def test_bundled_model_is_materialised_once(bundled_model_dir):
     assert again.path == bundled_model_dir and again.source == "bundled"
 
 
+def test_imported_tokenizer_matches_llama_cpp_on_the_source_gguf(bundled_model_dir, smol_tokenizer):
+    """The GGUF says `tokenizer.ggml.pre = smollm` (digits one by one); the import must keep that split."""
+    import json
+
+    llama_cpp = pytest.importorskip("llama_cpp")
+    from engine.models.bundled import bundled_gguf_path
+
+    text = "In 1314 the Quillon Q7 lasted 40 hours.\n\n  I've   said: 3.14159 -- naïve 你好 🙂"
+    llm = llama_cpp.Llama(str(bundled_gguf_path("smollm2-135m-instruct")), vocab_only=True, verbose=False)
+    assert smol_tokenizer(text, add_special_tokens=False).input_ids == llm.tokenize(text.encode(), add_bos=False)
+    tj = json.loads((bundled_model_dir / "tokenizer.json").read_text(encoding="utf-8"))
+    assert tj["decoder"]["type"] == "ByteLevel" and tj["model"]["byte_fallback"] is False
+    assert smol_tokenizer.decode(smol_tokenizer(text).input_ids) == text
+
+
 @pytest.mark.slow
 def test_bundled_model_answers_sensibly(bundled_model_dir, smol_tokenizer):
     """De-quantised weights must still be a working chat model."""

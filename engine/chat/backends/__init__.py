@@ -13,7 +13,8 @@ from pathlib import Path
 from engine.errors import EdgetuneError
 
 BACKENDS: dict[str, type] = {}
-ORDER: list[str] = []  # tried in this order
+ORDER: list[str] = []  # tried in this order (registration order) ...
+FALLBACK = "hf"  # ... except this one, tried last: it matches anything resolve_model might understand
 
 
 def register_backend(name: str):
@@ -37,7 +38,7 @@ def open_backend(ref: str, backend: str = "auto", **options):
         if backend not in BACKENDS:
             raise EdgetuneError(f"Unknown chat backend {backend!r}; known: {', '.join(BACKENDS)}.")
         return BACKENDS[backend](ref, **options)
-    for name in ORDER:
+    for name in sorted(ORDER, key=lambda n: n == FALLBACK):
         if BACKENDS[name].matches(ref):
             return BACKENDS[name](ref, **options)
     raise EdgetuneError(
@@ -45,6 +46,17 @@ def open_backend(ref: str, backend: str = "auto", **options):
         f"(config.json), a .gguf file, an ONNX GenAI folder (genai_config.json), the bundled smollm2-135m-instruct "
         f"or a hub id."
     )
+
+
+def require_memory(ref: str, need_gb: float, fix: str) -> None:
+    """Refuse, before loading, a model that cannot fit in the RAM this machine has free: a clear
+    error beats minutes of swapping or the kernel killing the process. `fix` says what to do."""
+    from engine.plan.machine import cpu_memory_gb
+
+    have = cpu_memory_gb()
+    if have is not None and need_gb > have:
+        raise EdgetuneError(f"'{ref}' needs about {need_gb:.2f} GB of memory to chat, but this machine has "
+                            f"{have:.2f} GB available. {fix}")
 
 
 def is_dir_with(ref: str, name: str) -> bool:

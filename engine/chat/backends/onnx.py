@@ -1,67 +1,69 @@
-"""ONNX Runtime GenAI backend for folders written by `engine export onnx` (genai_config.json inside)."""
+"""ONNX Runtime GenAI backend for folders written by `engine export onnx` (genai_config.json inside).
+
+The decode loop is `exporters.onnx.runtime.OnnxChatModel`'s, the one the exporter verifies
+and times; this backend only renders the prompt with the shared chat template and maps the
+sampling options onto it. `exporters` is imported when a backend is opened, so that
+`import engine.chat` stays light.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Iterator, Optional
 
-from engine.chat.backends import register_backend
+from engine.chat.backends import register_backend, require_memory
 from engine.chat.template import render_prompt
 from engine.errors import EdgetuneError
 
 
+def _memory_fix(folder: Path) -> str:
+    """What to do when the export does not fit: a smaller precision of the same source, if there is one."""
+    info = json.loads((folder / "export.json").read_text(encoding="utf-8")) if (folder / "export.json").is_file() else {}
+    fix = "Close other programs or use a machine with more memory"
+    if info.get("precision") == "int4":
+        return fix + "; int4 is already the smallest ONNX export, so a smaller model is the other way."
+    return fix + (f", or export 4-bit weights, about a quarter of fp32's size: "
+                  f"engine export onnx {info.get('source', 'MODEL')} --precision int4")
+
+
 @register_backend("onnx")
 class OnnxChatBackend:
+    """An ONNX GenAI folder on the CPU: prompt ids and sampling as in the other backends."""
+
     @staticmethod
     def matches(ref: str) -> bool:
         return (Path(ref) / "genai_config.json").is_file()
 
     def __init__(self, ref: str, template: Optional[str] = None):
         try:
-            import onnxruntime_genai as og
+            import onnxruntime_genai  # noqa: F401
         except ImportError:
             raise EdgetuneError("Chatting with an ONNX model needs onnxruntime-genai: pip install 'edgetune[onnx]'.") from None
         from engine.models.loading import tokenizer_from_dir
+        from exporters.onnx.runtime import OnnxChatModel, memory_needed_gb
 
-        self.og = og
-        try:
-            self.model = og.Model(str(ref))
-        except Exception as e:
-            raise EdgetuneError(f"onnxruntime-genai could not load '{ref}' ({e}).") from None
-        # The HF tokenizer files sit beside the graph; they carry the chat template and special tokens.
-        self.hf_tok = tokenizer_from_dir(ref, template)
+        folder = Path(ref)
+        require_memory(ref, memory_needed_gb(folder), _memory_fix(folder))
+        self.model = OnnxChatModel(folder, provider="cpu")
+        # The HF tokenizer files sit beside the graph: they carry the chat template and the special
+        # tokens' text, so the prompt is rendered exactly as the hf and gguf backends render it.
+        # It is then tokenised by onnxruntime-genai's own tokenizer, i.e. what the graph really sees.
+        self.hf_tok = tokenizer_from_dir(folder, template)
         self.template = self.hf_tok.chat_template
-        self.og_tok = og.Tokenizer(self.model)
-        import json
-
-        cfg = json.loads((Path(ref) / "genai_config.json").read_text())
-        eos = cfg.get("model", {}).get("eos_token_id", self.hf_tok.eos_token_id)
-        self.stop_ids = set(eos if isinstance(eos, list) else [eos]) | {self.hf_tok.eos_token_id}
-        self.label = f"onnx:{Path(ref).name}"
+        self.stop_ids = set(self.model.eos_ids) | ({self.hf_tok.eos_token_id} - {None})
+        self.label = f"onnx:{folder.name}"
+        self.last_count = 0
 
     def prompt_ids(self, messages: list[dict]) -> list[int]:
         text = render_prompt(self.template, messages, self.hf_tok.bos_token, self.hf_tok.eos_token)
-        return self.hf_tok(text, add_special_tokens=False)["input_ids"]
+        return self.model.encode(text)
 
     def stream(self, ids: list[int], params) -> Iterator[str]:
-        og = self.og
-        gp = og.GeneratorParams(self.model)
-        greedy = params.temperature <= 0
-        options = dict(max_length=len(ids) + params.max_tokens, do_sample=not greedy,
-                       repetition_penalty=params.repeat_penalty)
-        if not greedy:
-            options.update(temperature=params.temperature, top_k=params.top_k, top_p=params.top_p, random_seed=params.seed)
-        gp.set_search_options(**options)
-        gen = og.Generator(self.model, gp)
-        gen.append_tokens([ids])
-        stream = self.og_tok.create_stream()
         self.last_count = 0
-        while not gen.is_done():
-            gen.generate_next_token()
-            tok = int(gen.get_next_tokens()[0])
-            if tok in self.stop_ids:
-                break
-            self.last_count += 1
-            piece = stream.decode(tok)
-            if piece:
-                yield piece
+        try:
+            yield from self.model.stream_ids(
+                ids, params.max_tokens, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
+                repetition_penalty=params.repeat_penalty, seed=params.seed, stop_ids=self.stop_ids)
+        finally:
+            self.last_count = len(self.model.last.ids)
