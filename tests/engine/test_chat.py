@@ -128,3 +128,16 @@ def test_compare_mode_shows_models_side_by_side(bundled_gguf, bundled_model_dir)
     header = out.stdout.splitlines()[0]
     assert "hf:" in header and "gguf:" in header and header.count("tok/s") == 2
     assert out.stdout.count("Paris") >= 2
+
+
+def test_models_too_big_for_free_memory_are_refused_before_loading(tiny_model_dir, tmp_path, monkeypatch):
+    from engine.plan import machine
+
+    monkeypatch.setattr(machine, "cpu_memory_gb", lambda: 0.01)
+    with pytest.raises(EdgetuneError, match=r"needs about 0\.\d\d GB of memory to chat, but this machine has 0\.01 GB.*gguf"):
+        ChatSession(str(tiny_model_dir))
+    big = tmp_path / "big.gguf"
+    with open(big, "wb") as f:
+        f.truncate(4 * 2**30)  # sparse: only the size is read before refusing
+    with pytest.raises(EdgetuneError, match=r"big\.gguf' needs about 4\.\d\d GB .*q4_k_m"):
+        ChatSession(str(big))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator, Optional
 
-from engine.chat.backends import register_backend
+from engine.chat.backends import register_backend, require_memory
 from engine.chat.decoding import IncrementalText
 from engine.chat.template import render_prompt
 from engine.chat.templates import KNOWN_TEMPLATES
@@ -26,6 +26,9 @@ class GgufChatBackend:
         path = Path(ref)
         if not path.is_file():
             raise EdgetuneError(f"GGUF file '{ref}' not found.")
+        # llama.cpp maps the file and adds a KV cache and compute buffers: file + ~10% + 0.3 GB.
+        require_memory(ref, path.stat().st_size * 1.1 / 2**30 + 0.3,
+                       "Close other programs, or export a smaller type (engine export gguf RUN --quant q4_k_m).")
         try:
             self.llm = Llama(model_path=str(path), n_ctx=n_ctx, verbose=False, logits_all=False)
         except Exception as e:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from engine.chat.backends import register_backend
+from engine.chat.backends import register_backend, require_memory
 from engine.chat.decoding import IncrementalText, sample_next
 from engine.chat.template import render_prompt
 
@@ -51,6 +51,12 @@ class HfChatBackend:
         hf_logging.disable_progress_bar()
 
         base, adapter, tok_dir = _base_and_adapter(ref)
+        # The model is loaded in fp32 (4 B/param) on top of torch + transformers (~0.5 GB).
+        from engine.models.param_count import param_count
+
+        require_memory(ref, param_count(base) * 4 / 2**30 + 0.5,
+                       "Close other programs, or chat with a GGUF export of it (engine export gguf RUN --quant q4_k_m), "
+                       "which needs a fraction of the memory.")
         self.tokenizer = tokenizer_from_dir(tok_dir, template)
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
