@@ -20,6 +20,7 @@ from app.drop_zone import DropZone
 from app.field_editor import FieldEditor
 from app.masked_sample_view import MaskedSampleView
 from app.page_header import PageHeader
+from app.refresh_when_shown import RefreshWhenShown
 from app.worker import run_in_thread
 from engine.config import FIELDS
 from engine.paths import DATASETS_DIR
@@ -29,7 +30,7 @@ WATCHED = ("data.path", "data.format", "data.columns", "data.on_error", "data.sy
            "model.name_or_path", "sequence.max_len")
 
 
-class DataPage(QWidget):
+class DataPage(RefreshWhenShown, QWidget):
     """File picker / drop zone, format override, stats, histogram, masked sample, errors."""
 
     title = "Data"
@@ -110,7 +111,6 @@ class DataPage(QWidget):
         self.debounce.setSingleShot(True)
         self.debounce.setInterval(400)
         self.debounce.timeout.connect(self.inspect)
-        self._stale = False  # a change arrived while hidden: check when first shown
         self.drop.file_chosen.connect(self.set_path)
         self.drop.browse_requested.connect(self._browse)
         self.samples.activated.connect(self._sample_set_chosen)
@@ -154,17 +154,11 @@ class DataPage(QWidget):
             self.drop.show_path(self.state.get("data.path"))
             self.sample_index.setValue(1)
         if self.state.get("data.path"):
-            if self.isVisible():
-                self.debounce.start()
-            else:
-                self._stale = True
+            self.request_refresh()
 
     def showEvent(self, event) -> None:
-        super().showEvent(event)
         self.histogram  # noqa: B018  (build the canvas before the page is seen)
-        if self._stale:
-            self._stale = False
-            self.debounce.start()
+        super().showEvent(event)
 
     # inspecting ------------------------------------------------------------------
     def inspect(self) -> None:

@@ -15,13 +15,14 @@ from PySide6.QtWidgets import (QButtonGroup, QFileDialog, QFormLayout, QGroupBox
 
 from app.model_probe import ModelInfo, describe_model, format_parameters
 from app.page_header import PageHeader
+from app.refresh_when_shown import RefreshWhenShown
 from app.worker import run_in_thread
 from engine.models.bundled import BUNDLED
 
 BUNDLED_DEFAULT = next(iter(BUNDLED))
 
 
-class ModelPage(QWidget):
+class ModelPage(RefreshWhenShown, QWidget):
     """Pick bundled / local / hub; shows the resolved model's facts."""
 
     title = "Model"
@@ -89,7 +90,6 @@ class ModelPage(QWidget):
         self.debounce.setSingleShot(True)
         self.debounce.setInterval(600)
         self.debounce.timeout.connect(self.check)
-        self._stale = False  # a change arrived while hidden: check when first shown
         self.group.idToggled.connect(lambda _id, on: on and self._source_changed())
         self.local_path.textEdited.connect(lambda *_: (self.radio_local.setChecked(True), self._source_changed()))
         self.hub_id.textEdited.connect(lambda *_: (self.radio_hub.setChecked(True), self._source_changed()))
@@ -134,16 +134,7 @@ class ModelPage(QWidget):
         spec = self.spec()
         if spec:
             self.state.set("model.name_or_path", spec)
-            if self.isVisible():
-                self.debounce.start()
-            else:
-                self._stale = True
-
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        if self._stale:
-            self._stale = False
-            self.debounce.start()
+            self.request_refresh()
 
     def _pick_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Model folder (with config.json)", self.settings.last_folder("model"))
