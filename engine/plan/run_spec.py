@@ -44,7 +44,7 @@ class RunSpec:
 
     @property
     def tokens(self) -> int:
-        """Tokens in one micro-batch: padding-free batches hold at most batch_size * max_len."""
+        """Tokens in one micro-batch: a micro-batch (padded or flattened) holds at most batch_size * max_len."""
         return self.batch_size * self.max_len
 
     def with_(self, **changes) -> "RunSpec":
