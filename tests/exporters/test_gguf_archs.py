@@ -112,3 +112,25 @@ def test_advisor_picks_smallest_within_bounds():
     choice, trials = choose_quant(lambda q: (tried.append(q), measured[q])[1])
     assert choice == "q5_k_m" and tried == ["q4_k_m", "q5_k_m"] and not trials[0].within
     assert heuristic_quant(135_000_000) == "q8_0" and heuristic_quant(8_000_000_000) == "q4_k_m"
+
+
+def test_tokenizer_probe_child_sees_what_training_sees(tiny_models):  # noqa: F811
+    """The export's tokenizer probe runs without torch; its facts must equal the in-process ones."""
+    import pickle
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from exporters.gguf.vocab import load_hf_tokenizer, tokenizer_facts
+
+    for arch, folder in tiny_models.items():
+        done = subprocess.run([sys.executable, "-m", "exporters.gguf.vocab", str(folder)], capture_output=True,
+                              cwd=Path(__file__).resolve().parents[2], check=True)
+        child = pickle.loads(done.stdout)
+        here = tokenizer_facts(load_hf_tokenizer(folder))
+        assert child == here, arch
+    code = ("import sys; from exporters.gguf.vocab import _hide_torch; _hide_torch(); import transformers; "
+            "from transformers import AutoTokenizer; print(sys.modules.get('torch') is None)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.stdout.strip() == "True"  # the probe really runs without torch (~145 MB, not ~415 MB)
