@@ -144,9 +144,12 @@ def advise_changes(cfg, target: Target, shape: ModelShape, plan) -> list[str]:
                          "micro-batch and doubles grad_accum")
         if plan.max_batch_size > plan.batch_size:
             effective = plan.batch_size * plan.grad_accum
-            accum = max(1, math.ceil(effective / plan.max_batch_size))
-            lines.append(f"largest micro-batch that fits: {plan.max_batch_size} "
-                         f"(batch_size={plan.max_batch_size} grad_accum={accum} keeps about the effective batch {effective})")
+            # the largest micro-batch that fits and divides the effective batch: same optimisation, fewer steps
+            micro = max(d for d in range(1, min(plan.max_batch_size, effective) + 1) if effective % d == 0)
+            line = f"largest micro-batch that fits: {plan.max_batch_size}"
+            if micro > plan.batch_size:
+                line += f"; for the same effective batch of {effective}: batch_size={micro} grad_accum={effective // micro}"
+            lines.append(line)
         return lines
     ctx = Context(target, shape, plan.batch_size, plan.gradient_checkpointing)
     lines, current = [], cfg

@@ -151,7 +151,8 @@ class SftRecipe:
             # records are already truncated; with packing, max_length is the bin size
             max_length=cfg.sequence.max_len if cfg.sequence.packing else None, packing=cfg.sequence.packing, packing_strategy="bfd",
             padding_free=self._flatten_batches(),
-            include_num_input_tokens_seen="all", report_to=[], disable_tqdm=True, log_level="warning",
+            # trained tokens: padding excluded (a flattened batch has none, and its pad id may be a real token)
+            include_num_input_tokens_seen="all" if self._flatten_batches() else "non_padding", report_to=[], disable_tqdm=True, log_level="warning",
             dataloader_num_workers=0, completion_only_loss=False, assistant_only_loss=False,
             remove_unused_columns=False, save_only_model=False,
         )
@@ -167,6 +168,10 @@ class SftRecipe:
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)  # our events replace its raw dict prints
+        if not self._flatten_batches():
+            from engine.train import shared_prefix
+
+            shared_prefix.install(trainer.model)  # a padded batch's common opening runs once (exact)
         return trainer
 
     # -- train -----------------------------------------------------------------

@@ -101,6 +101,10 @@ def test_dora_and_rslora_switches(tiny_model_dir, toy_data, tmp_path):
     result, _, recipe = train(cfg)
     peft_cfg = recipe.model.peft_config["default"]
     assert peft_cfg.use_dora and peft_cfg.use_rslora and result["status"] == "completed"
+    from engine.train.shared_prefix import backbone_of
+
+    # chat samples open with the same system prompt: the trainer computed it once per batch
+    assert backbone_of(recipe.model).shared_prefix_calls >= 1
 
 
 def test_unknown_target_module_lists_real_names(tiny_model_dir, toy_data, tmp_path):
