@@ -2,12 +2,15 @@
 
     python benchmarks/train_throughput.py            # 3 runs each, 8 steps, CPU
     python benchmarks/train_throughput.py --runs 5 --steps 10
+    python benchmarks/train_throughput.py --plain-dtype bf16 --edgetune-dtype bf16 --runs 1 --steps 3
 
 Same model (bundled SmolLM2-135M-Instruct), same data (assets/datasets/quillon_facts.jsonl,
 rendered and masked the same way), same LoRA (r=16, alpha=32, all linear layers), same
 micro-batch (8) and learning rate. "Plain" is the transformers-docs recipe: from_pretrained
 with the checkpoint's default dtype (the hub checkpoint is bf16; `--plain-dtype fp32` for a
 second baseline), Trainer + DataCollatorForSeq2Seq (padding per batch), no packing.
+edgetune picks its own compute dtype (fp32 on a CPU without native bf16) unless
+`--edgetune-dtype` sets it, for a same-dtype comparison.
 
 Each variant runs in its own process (so peak RSS is its own). Throughput is trained
 (non-padding) tokens per second over the steps after the first (warm-up). Printed: the
@@ -77,7 +80,7 @@ def run_plain(steps: int, dtype: str) -> dict:
     return {"tokens_per_s": sum(tokens[1:steps]) / sum(times[1:]), "steps": len(times)}
 
 
-def run_edgetune(steps: int) -> dict:
+def run_edgetune(steps: int, dtype: str) -> dict:
     """`engine train` on the quickstart preset with the same batch and LoRA, reading its step events."""
     from engine.config import load_config
     from engine.events import EventSink
@@ -86,7 +89,7 @@ def run_edgetune(steps: int) -> dict:
     out = Path(tempfile.mkdtemp()) / "run"
     cfg = load_config(REPO / "assets/presets/cpu_quickstart.yaml",
                       [f"output_dir={out}", f"max_steps={steps}", "batch_size=8", "lora.dropout=0.0",
-                       "train.save_steps=100000", f"data={DATA}"])
+                       "train.save_steps=100000", f"data={DATA}", f"quant.compute_dtype={dtype}"])
     events = []
     recipe = SftRecipe(cfg, EventSink(listeners=[events.append]))
     recipe.setup(None)
@@ -99,7 +102,7 @@ def run_edgetune(steps: int) -> dict:
 
 def child(variant: str, steps: int, dtype: str) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    result = run_edgetune(steps) if variant == "edgetune" else run_plain(steps, dtype)
+    result = run_edgetune(steps, dtype) if variant == "edgetune" else run_plain(steps, dtype)
     from engine.process_memory import peak_rss_bytes
 
     result["peak_rss_gb"] = peak_rss_bytes() / 1e9
@@ -107,7 +110,8 @@ def child(variant: str, steps: int, dtype: str) -> None:
 
 
 def measure(variant: str, steps: int, dtype: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", variant, "--steps", str(steps), "--plain-dtype", dtype],
+    """One child run; `dtype` is the plain script's dtype, or edgetune's compute_dtype ('auto' = its own pick)."""
+    out = subprocess.run([sys.executable, __file__, "--child", variant, "--steps", str(steps), "--child-dtype", dtype],
                          capture_output=True, text=True, cwd=REPO)
     line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
     if line is None:
@@ -120,19 +124,23 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--plain-dtype", default="bf16", choices=["bf16", "fp32"], help="dtype of the plain baseline")
+    ap.add_argument("--edgetune-dtype", default="auto", choices=["auto", "bf16", "fp32"],
+                    help="edgetune's quant.compute_dtype (auto: its own pick, fp32 on CPUs without native bf16)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--child-dtype", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        return child(args.child, args.steps, args.plain_dtype)
+        return child(args.child, args.steps, args.child_dtype or args.plain_dtype)
     results = {"plain": [], "edgetune": []}
     for i in range(args.runs):
         for variant in ("plain", "edgetune"):  # interleaved so machine noise hits both
-            r = measure(variant, args.steps, args.plain_dtype)
+            r = measure(variant, args.steps, args.plain_dtype if variant == "plain" else args.edgetune_dtype)
             results[variant].append(r)
             print(f"run {i + 1} {variant:<9} {r['tokens_per_s']:8.1f} tok/s  peak RSS {r['peak_rss_gb']:.2f} GB", flush=True)
     med = {v: statistics.median(r["tokens_per_s"] for r in rs) for v, rs in results.items()}
     rss = {v: statistics.median(r["peak_rss_gb"] for r in rs) for v, rs in results.items()}
-    print(f"\nbaseline: plain transformers Trainer + peft ({args.plain_dtype}, DataCollatorForSeq2Seq)")
+    print(f"\nbaseline: plain transformers Trainer + peft ({args.plain_dtype}, DataCollatorForSeq2Seq); "
+          f"edgetune compute dtype: {args.edgetune_dtype}")
     print(f"plain     median {med['plain']:8.1f} trained tok/s   peak RSS {rss['plain']:.2f} GB")
     print(f"edgetune  median {med['edgetune']:8.1f} trained tok/s   peak RSS {rss['edgetune']:.2f} GB")
     print(f"ratio     {med['edgetune'] / med['plain']:.2f}x tokens/s   {rss['edgetune'] / rss['plain']:.2f}x peak RSS")
