@@ -71,9 +71,9 @@ class OnnxRunner:
 
 class GgufRunner:
     def __init__(self, path: Path, threads: int):
-        from llama_cpp import Llama
+        from exporters.gguf.llama_runtime import load_llama
 
-        self.llm = Llama(model_path=str(path), n_ctx=1024, n_threads=threads, n_threads_batch=threads, n_batch=512,
+        self.llm = load_llama(path, n_ctx=1024, n_threads=threads, n_threads_batch=threads, n_batch=512,
                          logits_all=False, verbose=False)
 
     def run(self, prompt_ids: list[int], n: int) -> tuple[float, float]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from engine.data.dataset import load_examples, tokenise
 
@@ -68,6 +67,9 @@ def evaluate(spec: str, data: str, max_len: int = 1024, compare_base: bool = Tru
         base_dir = tok_dir = resolve_model(spec).path
     tokenizer = tokenizer_from_dir(tok_dir)
     records = tokenise(load_examples(data).examples, tokenizer, max_len).records
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
     results = []
     if run is None or compare_base:

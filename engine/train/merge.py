@@ -62,6 +62,9 @@ def merge_adapter(run_dir: str | Path, out: Optional[str | Path] = None, dtype: 
     # bad merge. Small models merge in fp64, so the check measures the merge, not fp32 summation
     # order (W+BA)x vs Wx+B(Ax), which alone reaches ~1e-4 on 49k-wide logits.
     work_dtype = torch.float64 if param_count(base_dir) < 2e9 else torch.float32
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights"/"Writing model shards" bars: merge prints its own lines
     model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=work_dtype)
     model = PeftModel.from_pretrained(model, str(adapter))
     batch = _sample_batch(tokenizer)

@@ -86,6 +86,9 @@ def load_base(cfg, model_dir, choice: DeviceChoice):
     if bnb is not None:
         kwargs["quantization_config"] = bnb
         kwargs["device_map"] = {"": choice.device if choice.device != "cuda" else 0}
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the run's own progress and events follow
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
     if bnb is None:
         model.to(choice.device)

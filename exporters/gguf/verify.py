@@ -243,13 +243,12 @@ def open_llama(path: Path, n_ctx: int = 512, lora: Optional[Path] = None):
     from exporters.gguf.quantize import require_llama_cpp
 
     require_llama_cpp("Verification")
-    from llama_cpp import Llama
-
+    from exporters.gguf.llama_runtime import load_llama
     from exporters.gguf.quantize import quiet_llama_logs
 
     quiet_llama_logs()
 
-    return Llama(str(path), n_ctx=n_ctx, logits_all=True, verbose=False, n_threads=max(1, os.cpu_count() or 1),
+    return load_llama(path, n_ctx=n_ctx, logits_all=True, verbose=False, n_threads=max(1, os.cpu_count() or 1),
                  lora_path=str(lora) if lora else None)
 
 

@@ -11,7 +11,10 @@ from engine.chat import ChatSession
 from engine.errors import EdgetuneError
 from tests.conftest import REPO
 
-CONVERSATION = "What is the capital of France?"
+# Greedy answers of the bundled Q4_1 GGUF depend on llama.cpp's CPU kernels: "What is the capital of
+# France?" got "Paris" from the AVX2 kernels but a rambling non-answer from the AVX-512 ones. This
+# question gets "The capital city of France is Paris." from both the GGUF (AVX-512) and the HF model.
+CONVERSATION = "Name the capital city of France."
 
 
 @pytest.fixture(scope="module")

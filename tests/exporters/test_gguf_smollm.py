@@ -73,9 +73,9 @@ def test_run_folder_to_verified_gguf_and_chat(smol_run):
     assert "FROM ./model-q8_0.gguf" in modelfile and "ollama create quillon-smol" in modelfile
 
     # Chat the way llama.cpp users do: its own chat handler, with the template stored in the GGUF.
-    from llama_cpp import Llama
+    from exporters.gguf.llama_runtime import load_llama
 
-    llm = Llama(str(exports / "model-f16.gguf"), n_ctx=512, verbose=False)
+    llm = load_llama(exports / "model-f16.gguf", n_ctx=512, verbose=False)
     reply = llm.create_chat_completion([{"role": "user", "content": "What is the capital of France?"}],
                                        temperature=0.0, max_tokens=64)
     llm.close()

@@ -20,7 +20,7 @@ class GgufChatBackend:
 
     def __init__(self, ref: str, template: Optional[str] = None, n_ctx: int = 2048):
         try:
-            from llama_cpp import Llama
+            from exporters.gguf.llama_runtime import load_llama
         except ImportError:
             raise EdgetuneError("Chatting with a .gguf needs llama-cpp-python: pip install 'edgetune[gguf]'.") from None
         path = Path(ref)
@@ -30,7 +30,7 @@ class GgufChatBackend:
         require_memory(ref, path.stat().st_size * 1.1 / 2**30 + 0.3,
                        "Close other programs, or export a smaller type (engine export gguf RUN --quant q4_k_m).")
         try:
-            self.llm = Llama(model_path=str(path), n_ctx=n_ctx, verbose=False, logits_all=False)
+            self.llm = load_llama(path, n_ctx=n_ctx, verbose=False, logits_all=False)
         except Exception as e:
             raise EdgetuneError(f"llama.cpp could not load '{ref}' ({e}). Is it a complete GGUF of a supported architecture, and is there enough memory?") from None
         meta = self.llm.metadata
