@@ -182,7 +182,8 @@ class ModelPage(RefreshWhenShown, QWidget):
         if probe != self._probe_id:
             return
         self.status.setText("Ready." if info.has_chat_template else
-                            "Ready. This model has no chat template; training uses a simple '### User / ### Assistant' one.")
+                            "Ready. This model has no chat template: for chat data choose one in Method & fit > "
+                            "Advanced (model.chat_template, e.g. plain or chatml); raw text needs none.")
         self.status.setStyleSheet("color: #1a7f37;")
         f = self.facts
         f["name"].setText(info.name)
@@ -193,7 +194,7 @@ class ModelPage(RefreshWhenShown, QWidget):
         f["context"].setText(f"{info.context_length:,} tokens" if info.context_length else "unknown")
         f["shape"].setText(" / ".join(str(x) if x else "?" for x in (info.layers, info.hidden_size, info.vocab_size)))
         f["template"].setText("yes — conversations are rendered with the model's own template" if info.has_chat_template
-                              else "no — a simple '### User / ### Assistant' template will be used")
+                              else "no — chat data needs model.chat_template (plain, chatml, llama3, gemma, phi3)")
         for target in ("gguf", "onnx"):
             ok, detail = info.export_support.get(target, (None, "exporter not installed"))
             mark = "✔ supported" if ok else ("✘ not supported" if ok is False else "?")

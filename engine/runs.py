@@ -21,7 +21,7 @@ from engine.errors import EdgetuneError
 
 def is_run_dir(path: str | Path) -> bool:
     p = Path(path)
-    return p.is_dir() and (p / "config.yaml").is_file() and ((p / "adapter").is_dir() or (p / "merged").is_dir() or (p / "checkpoints").is_dir())
+    return p.is_dir() and (p / "config.yaml").is_file() and any((p / d).is_dir() for d in ("adapter", "final", "merged", "checkpoints"))
 
 
 def model_dir_for(spec: str | Path) -> Path:

@@ -15,13 +15,14 @@ def run(args) -> int:
     import yaml
 
     from engine.config import ALIASES, iter_fields, load_config, to_dict
+    from engine.config.loader import describe_type
 
     if args.fields or not args.file and not args.overrides:
         short = {v: k for k, v in ALIASES.items()}
         for f in iter_fields():
             alias = f"  (alias: {short[f.key]})" if f.key in short else ""
             choices = f"  [{' | '.join(f.choices)}]" if f.choices else ""
-            print(f"{f.key} = {f.default!r}{choices}{alias}\n    {f.help}")
+            print(f"{f.key}: {describe_type(f.type)} = {f.default!r}{choices}{alias}\n    {f.help}")
         return 0
     file = args.file
     overrides = list(args.overrides)

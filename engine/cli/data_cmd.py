@@ -20,6 +20,11 @@ def add_parser(sub) -> None:
     ins.add_argument("--format", default="auto", help="Record format (data.format); auto-detected by default.")
     ins.add_argument("--columns", default=None, help="Column mapping as YAML, e.g. '{instruction: q, output: a}'.")
     ins.add_argument("--system-prompt", default=None, help="System prompt for conversations without one.")
+    ins.add_argument("--chat-template", default=None, metavar="NAME|FILE",
+                     help="Chat template instead of the model's own (model.chat_template): a built-in name "
+                          "(plain, chatml, llama3, gemma, phi3), a Jinja file or the template text.")
+    ins.add_argument("--loss-on", choices=["assistant", "all"], default="assistant",
+                     help="Tokens of a chat record that carry loss (data.loss_on): the answers, or all.")
     ins.add_argument("--on-error", choices=["abort", "skip"], default="abort", help="Malformed records: abort or skip.")
     ins.add_argument("--sample", type=int, default=0, help="Which record to render as the sample (0-based).")
     ins.add_argument("--json", action="store_true", help="Print the report as JSON.")
@@ -28,15 +33,16 @@ def add_parser(sub) -> None:
 
 
 def run_inspect(args) -> int:
-    import yaml
-
+    from engine.config import load_config
     from engine.data.inspect import format_report, inspect_data
     from engine.models.loading import load_tokenizer
 
-    columns = yaml.safe_load(args.columns) if args.columns else {}
-    tokenizer = load_tokenizer(args.model)
-    report = inspect_data(args.file, tokenizer, args.max_len, args.format, columns, args.system_prompt,
-                          args.on_error, args.sample)
+    # The same keys and checks as a run config, so a mapping that inspects fine also trains.
+    overrides = [f"data.format={args.format}"] + ([f"data.columns={args.columns}"] if args.columns else [])
+    cfg = load_config(None, overrides + ([f"model.chat_template={args.chat_template}"] if args.chat_template else []))
+    tokenizer = load_tokenizer(args.model, cfg.model.chat_template)
+    report = inspect_data(args.file, tokenizer, args.max_len, cfg.data.format, cfg.data.columns, args.system_prompt,
+                          args.on_error, args.sample, args.loss_on)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:

@@ -68,7 +68,26 @@ def run(args) -> int:
     if result["status"] == "interrupted":
         print(f"stopped; resume with: engine train --resume {cfg.output_dir}", file=sys.stderr)
         return 130
-    return 0
+    return _export_after_training(cfg, args.events)
+
+
+def _export_after_training(cfg, events) -> int:
+    """export.targets: run `engine export <target> <run>` for each, as a user would after training.
+
+    The export commands read gguf_quant / onnx_precision / onnx_device from the run's config.yaml,
+    so what runs here is exactly what `engine export gguf runs/x` would do later.
+    """
+    from engine.cli.main import main
+
+    code = 0
+    for target in cfg.export.targets:
+        print(f"export.targets: engine export {target} {cfg.output_dir}", file=sys.stderr)
+        rc = main(["export", target, str(cfg.output_dir)] + (["--events", events] if events == "-" else []))
+        if rc:
+            print(f"training completed, but `engine export {target} {cfg.output_dir}` failed (exit {rc}); "
+                  f"the run folder is complete: fix the cause above and run that command again.", file=sys.stderr)
+            code = code or rc
+    return code
 
 
 def _printer(progress_bar: bool):

@@ -54,15 +54,23 @@ def iter_fields(cls: type = RunConfig, prefix: str = "") -> Iterator[FieldInfo]:
 FIELDS: dict[str, FieldInfo] = {fi.key: fi for fi in iter_fields()}
 
 
-def _describe(tp: Any) -> str:
+def describe_type(tp: Any) -> str:
+    """A field's type as people read it: 'int or 'auto'', 'str or null', ..."""
     origin = typing.get_origin(tp)
     if origin is typing.Union:
-        return " or ".join(_describe(a) for a in typing.get_args(tp))
+        return " or ".join(describe_type(a) for a in typing.get_args(tp))
     if origin is typing.Literal:
         return " or ".join(repr(a) for a in typing.get_args(tp))
     if tp is type(None):
         return "null"
     return getattr(tp, "__name__", str(tp))
+
+
+def _yaml_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise ValueError(f"not valid YAML: {text!r}") from None
 
 
 def _coerce(value: Any, tp: Any) -> Any:
@@ -113,14 +121,13 @@ def _coerce(value: Any, tp: Any) -> Any:
         raise ValueError
     if tp is list or origin is list:
         if isinstance(value, str):
-            parsed = yaml.safe_load(value) if value.strip().startswith("[") else [v for v in value.split(",") if v]
-            value = parsed
+            value = _yaml_value(value) if value.strip().startswith("[") else [v for v in value.split(",") if v]
         if isinstance(value, (list, tuple)):
             return [str(v) for v in value]
         raise ValueError
     if tp is dict or origin is dict:
         if isinstance(value, str):
-            value = yaml.safe_load(value) or {}
+            value = _yaml_value(value) or {}
         if isinstance(value, dict):
             return {str(k): v for k, v in value.items()}
         raise ValueError
@@ -147,7 +154,7 @@ def set_value(flat: dict[str, Any], key: str, value: Any, where: str) -> None:
         coerced = _coerce(value, info.type)
     except (ValueError, TypeError):
         raise ConfigError(
-            f"Config key '{key}' ({where}) got {value!r}; expected {_describe(info.type)}. {info.help}"
+            f"Config key '{key}' ({where}) got {value!r}; expected {describe_type(info.type)}. {info.help}"
         ) from None
     if info.choices and coerced not in info.choices:
         raise ConfigError(
@@ -161,9 +168,15 @@ def _flatten_yaml(data: Any, where: str, prefix: str = "") -> Iterator[tuple[str
         raise ConfigError(f"{where}: expected a mapping of config keys, got {type(data).__name__}.")
     for k, v in data.items():
         key = f"{prefix}{k}"
-        section = any(f.startswith(key + ".") for f in FIELDS)
-        if isinstance(v, dict) and section and key not in FIELDS:
+        section = any(f.startswith(key + ".") for f in FIELDS) and key not in FIELDS
+        if section and isinstance(v, dict):
             yield from _flatten_yaml(v, where, key + ".")
+        elif section and key not in ALIASES:  # `model: x` and `data: x` are short names, not sections
+            names = [f[len(key) + 1:] for f in FIELDS if f.startswith(key + ".")]
+            raise ConfigError(
+                f"'{key}' ({where}) is a section, not a value; give it keys, e.g. {key}: {{{names[0]}: ...}} "
+                f"(its keys: {', '.join(names)})."
+            )
         else:
             yield key, v
 
@@ -193,7 +206,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple = (
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"Config file '{path}' is not valid YAML: {e}") from None
+        seen: dict[str, str] = {}
         for key, value in _flatten_yaml(data, str(path)):
+            full = ALIASES.get(key, key)
+            if full in seen and seen[full] != key:
+                raise ConfigError(f"{path} sets {full} twice, as '{seen[full]}' and as '{key}'; keep one of them.")
+            seen[full] = key
             set_value(flat, key, value, str(path))
     for key, value in _flatten_yaml(base or {}, "settings"):
         set_value(flat, key, value, "settings")

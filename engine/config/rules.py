@@ -35,6 +35,9 @@ def quantised_base_needs_adapter(cfg) -> Optional[str]:
 def qlora_needs_quantised_base(cfg) -> Optional[str]:
     if cfg.method == "qlora" and cfg.quant.load_in == "none":
         return "method=qlora means LoRA on a 4-bit base; quant.load_in=none contradicts it. Use method=lora or quant.load_in=4bit."
+    if cfg.method == "qlora" and cfg.quant.load_in == "8bit":
+        return ("method=qlora means LoRA on a 4-bit base; quant.load_in=8bit contradicts it. Use quant.load_in=4bit "
+                "(or auto), or method=lora quant.load_in=8bit for LoRA on an 8-bit base.")
     return None
 
 
@@ -61,8 +64,40 @@ def positive_sizes(cfg) -> Optional[str]:
             return f"{key} must be a positive integer (got {value})."
     if cfg.optim.batch_size != "auto" and cfg.optim.batch_size <= 0:
         return f"optim.batch_size must be a positive integer or 'auto' (got {cfg.optim.batch_size})."
-    if cfg.sequence.max_len < 16:
-        return f"sequence.max_len={cfg.sequence.max_len} is too short to hold a prompt and an answer; use 128 or more."
+    from engine.data.render import MIN_MAX_LEN
+
+    if cfg.sequence.max_len < MIN_MAX_LEN:
+        return (f"sequence.max_len={cfg.sequence.max_len} is too short to hold a prompt and an answer; use at least "
+                f"{MIN_MAX_LEN} (128 or more is usual).")
+    return None
+
+
+@rule
+def counts_not_negative(cfg) -> Optional[str]:
+    for key, value, low in (("train.save_steps", cfg.train.save_steps, 0), ("train.eval_steps", cfg.train.eval_steps, 0),
+                            ("train.early_stopping_patience", cfg.train.early_stopping_patience, 0),
+                            ("train.keep_checkpoints", cfg.train.keep_checkpoints, 1),
+                            ("train.freeze_layers", cfg.train.freeze_layers, 1)):
+        if value < low:
+            return f"{key} must be an integer >= {low} (got {value})."
+    if cfg.optim.weight_decay < 0 or cfg.optim.max_grad_norm < 0:
+        return "optim.weight_decay and optim.max_grad_norm must be >= 0 (0 turns them off)."
+    return None
+
+
+@rule
+def known_column_names(cfg) -> Optional[str]:
+    from engine.data.formats import FORMATS
+
+    fields = sorted({f for fmt in FORMATS.values() for f in fmt.fields})
+    for key, value in cfg.data.columns.items():
+        if ":" in key and value is None:
+            return (f"data.columns entry {key!r} has no value: YAML needs a space after the colon, "
+                    f"e.g. data.columns='{{{key.replace(':', ': ', 1)}}}'.")
+        if key not in fields:
+            return f"data.columns maps unknown field {key!r}; the fields are: {', '.join(fields)}."
+        if not isinstance(value, str) or not value.strip():
+            return f"data.columns.{key} must name one of your columns (got {value!r})."
     return None
 
 
@@ -96,6 +131,29 @@ def known_gguf_quant(cfg) -> Optional[str]:
 
     if cfg.export.gguf_quant.lower() not in GGUF_TYPES:
         return f"export.gguf_quant={cfg.export.gguf_quant!r} is unknown; allowed values: {', '.join(GGUF_TYPES)}."
+    return None
+
+
+@rule
+def chat_template_resolves(cfg) -> Optional[str]:
+    from engine.data.chat_templates import resolve_chat_template
+
+    if cfg.model.chat_template:
+        try:
+            resolve_chat_template(cfg.model.chat_template)
+        except ConfigError as e:
+            return f"model.chat_template: {e}"
+    return None
+
+
+@rule
+def onnx_pair_builds(cfg) -> Optional[str]:
+    from exporters.onnx.targets import TARGETS, supported_pairs
+
+    e = cfg.export
+    if e.onnx_precision not in TARGETS[e.onnx_device].precisions:
+        return (f"export.onnx_precision={e.onnx_precision} does not build for export.onnx_device={e.onnx_device} "
+                f"(it takes {', '.join(TARGETS[e.onnx_device].precisions)}). Supported pairs: {supported_pairs()}.")
     return None
 
 

@@ -16,6 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union
 
+# The ONNX exporter's registries (plain dataclasses, no heavy imports) name its precisions and targets.
+from exporters.onnx.targets import PRECISIONS as ONNX_PRECISIONS
+from exporters.onnx.targets import TARGETS as ONNX_TARGETS
+
 Auto = Literal["auto"]
 
 
@@ -38,9 +42,11 @@ class ModelSettings:
     revision: Optional[str] = opt(None, "Hub revision (branch, tag or commit) when name_or_path is a hub id.")
     chat_template: Optional[str] = opt(
         None,
-        "Jinja chat template to use instead of the model's own (a file path or the template "
-        "text). Leave empty to use the tokenizer's template; base models without one get a "
-        "simple '### User / ### Assistant' template.",
+        "Chat template to render conversations with instead of the model's own: a built-in name "
+        "(plain = '### User / ### Assistant' with EOS, chatml, llama3, gemma, phi3), a Jinja file or "
+        "the template text. Leave empty to use the tokenizer's template; a base model without one "
+        "needs a name here for chat data (raw text needs none). Saved with the adapter, so chat "
+        "and exports use the same one.",
     )
     trust_remote_code: bool = opt(False, "Allow model code from the hub to run. Off unless you trust the repo.")
 
@@ -65,6 +71,13 @@ class DataSettings:
         "conversations; messages messages; text text; preference prompt/chosen/rejected.",
     )
     system_prompt: Optional[str] = opt(None, "System prompt added to every conversation that has none.")
+    loss_on: str = opt(
+        "assistant",
+        "Which tokens of a chat record carry loss: 'assistant' (the answers and their end-of-turn "
+        "token; the prompt is label -100) or 'all' (every token, prompt and template markers too). "
+        "Raw text always trains on every token.",
+        choices=["assistant", "all"],
+    )
     on_error: str = opt(
         "abort",
         "What to do with a malformed record: 'abort' stops with its file:line, 'skip' drops it "
@@ -181,7 +194,12 @@ class TrainSettings:
 
 @dataclass
 class ExportSettings:
-    targets: list = opt([], "Exports to run after training: any of [gguf, onnx].")
+    targets: list = opt(
+        [],
+        "Exports to run when training completes, into <output_dir>/exports: any of [gguf, onnx] "
+        "(gguf with gguf_quant, onnx with onnx_precision on onnx_device), each verified as "
+        "`engine export` does. Empty = none; `engine export` works on the run folder any time.",
+    )
     gguf_quant: str = opt(
         "auto",
         "GGUF type: f32, f16, bf16, q8_0 (written directly) or a llama.cpp quant such as q4_k_m, "
@@ -190,8 +208,16 @@ class ExportSettings:
         "(an 8B model usually lands on q4_k_m, SmolLM2-135M on q6_k); with verification off: q8_0 "
         "under 1B parameters (tiny models suffer from 4-bit), q4_k_m above.",
     )
-    onnx_precision: str = opt("int4", "ONNX precision.", choices=["int4", "fp16", "fp32"])
-    onnx_device: str = opt("cpu", "ONNX execution target.", choices=["cpu", "mobile", "cuda", "dml"])
+    onnx_precision: str = opt(
+        "int4",
+        "ONNX weight precision: " + " ".join(f"{p.name}: {p.help}" for p in ONNX_PRECISIONS.values()),
+        choices=list(ONNX_PRECISIONS),
+    )
+    onnx_device: str = opt(
+        "cpu",
+        "ONNX execution target: " + " ".join(f"{t.name} ({'/'.join(t.precisions)}): {t.help}" for t in ONNX_TARGETS.values()),
+        choices=list(ONNX_TARGETS),
+    )
 
 
 METHODS = ["lora", "qlora", "dora", "full", "freeze"]

@@ -34,8 +34,9 @@ class LoadReport:
 @dataclass
 class TokenReport:
     records: list = field(default_factory=list)  # Encoded
-    truncated: int = 0
+    truncated: int = 0  # chat records cut to max_len
     dropped: int = 0  # nothing left to learn after masking/truncation
+    split: int = 0  # raw-text records longer than max_len, cut into several windows
 
 
 def load_examples(path: str, format: str = "auto", columns: Optional[dict] = None,
@@ -55,11 +56,11 @@ def load_examples(path: str, format: str = "auto", columns: Optional[dict] = Non
             if fmt is None:
                 name = detect_format(rec, columns)
                 if name is None:
-                    raise DataError(
-                        f"{location}: cannot tell the format of this record (fields: {sorted(rec)}). "
+                    raise RecordError(
+                        f"cannot tell the format of this record (fields: {sorted(rec)}). "
                         f"Expected alpaca (instruction/output), sharegpt (conversations), messages, text or "
                         f"preference (prompt/chosen/rejected) fields; map yours with data.columns, e.g. "
-                        f"data.columns='{{instruction: question, output: answer}}'."
+                        f"data.columns='{{instruction: question, output: answer}}'"
                     )
                 fmt = FORMATS[name]
                 report.format = name
@@ -80,9 +81,9 @@ def load_examples(path: str, format: str = "auto", columns: Optional[dict] = Non
     return report
 
 
-def tokenise(examples: list[Example], tokenizer, max_len: int) -> TokenReport:
-    """Render, mask and truncate every example for this tokenizer."""
-    renderer = Renderer(tokenizer, max_len)
+def tokenise(examples: list[Example], tokenizer, max_len: int, loss_on: str = "assistant") -> TokenReport:
+    """Render, mask and truncate every example for this tokenizer (loss_on: see data.loss_on)."""
+    renderer = Renderer(tokenizer, max_len, loss_on)
     out = TokenReport()
     for ex in examples:
         encoded: list[Encoded]
@@ -95,6 +96,7 @@ def tokenise(examples: list[Example], tokenizer, max_len: int) -> TokenReport:
             out.dropped += 1
             continue
         out.truncated += int(any(e.truncated for e in encoded))
+        out.split += int(len(encoded) > 1)
         out.records.extend(encoded)
     return out
 

@@ -11,7 +11,8 @@ import statistics
 from dataclasses import dataclass, field
 
 from engine.data.dataset import load_examples, tokenise
-from engine.data.render import IGNORE, ensure_chat_template
+from engine.data.render import IGNORE, MIN_MAX_LEN
+from engine.errors import DataError
 
 
 @dataclass
@@ -26,6 +27,8 @@ class InspectReport:
     truncated: int
     dropped: int
     max_len: int
+    split: int = 0  # raw-text records cut into several windows
+    sample_index: int = 0
     sample_segments: list = field(default_factory=list)  # (trained: bool, text)
     trained_tokens: int = 0
     total_tokens: int = 0
@@ -41,7 +44,8 @@ class InspectReport:
         return {
             "path": self.path, "format": self.format, "kind": self.kind, "records": self.records,
             "skipped": len(self.skipped), "token_lengths": self.stats(), "over_max_len": self.over_max_len,
-            "truncated": self.truncated, "dropped": self.dropped, "max_len": self.max_len,
+            "truncated": self.truncated, "dropped": self.dropped, "split": self.split, "max_len": self.max_len,
+            "sample_index": self.sample_index,
             "trained_token_fraction": round(self.trained_tokens / max(1, self.total_tokens), 4),
             "sample": "".join(t if not trained else f"[[{t}]]" for trained, t in self.sample_segments),
         }
@@ -60,25 +64,46 @@ def segments(tokenizer, input_ids: list, labels: list) -> list[tuple[bool, str]]
 
 
 def inspect_data(path: str, tokenizer, max_len: int = 1024, format: str = "auto", columns=None,
-                 system_prompt=None, on_error: str = "abort", sample_index: int = 0) -> InspectReport:
-    """Load, render and tokenise a data file and summarise it (nothing is written)."""
-    ensure_chat_template(tokenizer)
+                 system_prompt=None, on_error: str = "abort", sample_index: int = 0,
+                 loss_on: str = "assistant") -> InspectReport:
+    """Load, render and tokenise a data file and summarise it (nothing is written).
+
+    The tokenizer is used as training will use it: with its chat template, or the one chosen by
+    model.chat_template (ensure_chat_template). Raises DataError when nothing is left to train on.
+    """
+    if max_len < MIN_MAX_LEN:
+        raise DataError(f"max_len={max_len} is too short to hold a prompt and an answer; use at least {MIN_MAX_LEN} "
+                        f"(128 or more is usual).")
     loaded = load_examples(path, format, columns, system_prompt, on_error)
     # Lengths without truncation show how much max_len would cut.
-    full = tokenise(loaded.examples, tokenizer, max_len=10**9)
-    built = tokenise(loaded.examples, tokenizer, max_len=max_len)
+    full = tokenise(loaded.examples, tokenizer, 10**9, loss_on)
+    built = tokenise(loaded.examples, tokenizer, max_len, loss_on)
+    if not built.records:
+        raise DataError(f"{path}: all {len(loaded.examples)} record(s) were dropped at max_len={max_len}: no answer "
+                        f"token is left to learn from. Raise max_len (the longest record has "
+                        f"{max(len(r.input_ids) for r in full.records)} tokens).")
     lengths = [len(r.input_ids) for r in full.records]
-    sample = built.records[min(sample_index, len(built.records) - 1)] if built.records else None
+    sample_index = max(0, min(sample_index, len(built.records) - 1))
+    sample = built.records[sample_index]
     report = InspectReport(
         path=str(path), format=loaded.format, kind=loaded.kind, records=len(loaded.examples),
         skipped=loaded.skipped, lengths=lengths, over_max_len=sum(1 for n in lengths if n > max_len),
-        truncated=built.truncated, dropped=built.dropped, max_len=max_len,
+        truncated=built.truncated, dropped=built.dropped, max_len=max_len, split=built.split,
+        sample_index=sample_index,
         trained_tokens=sum(sum(1 for l in r.labels if l != IGNORE) for r in built.records),
         total_tokens=sum(len(r.input_ids) for r in built.records),
     )
-    if sample is not None:
-        report.sample_segments = segments(tokenizer, sample.input_ids, sample.labels)
+    report.sample_segments = segments(tokenizer, sample.input_ids, sample.labels)
     return report
+
+
+def _over_max_len(report: InspectReport) -> str:
+    """What max_len does to this data: raw text is split into windows, chats are truncated or dropped."""
+    if report.kind == "text":
+        return f"{report.split} record(s) longer, split into windows of {report.max_len} tokens (every token trained)"
+    kept = max(0, report.over_max_len - report.dropped)
+    return (f"{report.over_max_len} record(s) longer: {kept} truncated keeping EOS, {report.dropped} dropped "
+            f"(no answer token left)")
 
 
 def format_report(report: InspectReport, color: bool = False) -> str:
@@ -89,8 +114,7 @@ def format_report(report: InspectReport, color: bool = False) -> str:
         f"format:      {report.format} ({report.kind})",
         f"records:     {report.records}" + (f"  (skipped {len(report.skipped)} malformed)" if report.skipped else ""),
         f"tokens:      min {s.get('min')}  median {s.get('median')}  p95 {s.get('p95')}  max {s.get('max')}",
-        f"max_len:     {report.max_len}  ->  {report.over_max_len} record(s) longer, truncated keeping EOS; "
-        f"{report.dropped} dropped (nothing left to learn)",
+        f"max_len:     {report.max_len}  ->  {_over_max_len(report)}",
         f"trained:     {report.trained_tokens} of {report.total_tokens} tokens "
         f"({100 * report.trained_tokens / max(1, report.total_tokens):.1f}%) carry loss",
     ]
@@ -98,7 +122,7 @@ def format_report(report: InspectReport, color: bool = False) -> str:
         lines.append(f"  skipped {loc}: {why}")
     lines.append("")
     legend = "trained tokens in green" if color else "trained tokens are [[marked]]; the rest is masked (label -100)"
-    lines.append(f"sample 1 ({legend}):")
+    lines.append(f"sample {report.sample_index + 1} ({legend}):")
     body = []
     for trained, text in report.sample_segments:
         if not trained:

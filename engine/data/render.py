@@ -19,15 +19,11 @@ from engine.data.formats import Example
 
 IGNORE = -100
 
-# For base models that ship no chat template.
-FALLBACK_TEMPLATE = (
-    "{% for m in messages %}"
-    "{% if m['role'] == 'system' %}{{ m['content'] }}\n\n"
-    "{% elif m['role'] == 'user' %}### User:\n{{ m['content'] }}\n\n"
-    "{% else %}### Assistant:\n{{ m['content'] }}{{ eos_token }}\n\n{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}### Assistant:\n{% endif %}"
-)
+# Shortest sequence.max_len that can hold a prompt, an answer and its end-of-turn token.
+MIN_MAX_LEN = 16
+
+# What carries loss in a chat record (data.loss_on): the assistant turns, or every token.
+LOSS_ON = ("assistant", "all")
 
 
 @dataclass
@@ -38,36 +34,47 @@ class Encoded:
     text: str = ""
 
 
-def template_text(value: str) -> str:
-    """A template given as Jinja text or as the path of a Jinja file."""
-    from pathlib import Path
+def ensure_chat_template(tokenizer, override: Optional[str] = None, default: Optional[str] = None) -> None:
+    """Give the tokenizer the user's template (a built-in name, Jinja text or a file), else keep its own.
 
-    if "{" in value or "\n" in value:
-        return value
-    p = Path(value).expanduser()
-    if not p.is_file():
-        from engine.errors import ConfigError
+    A tokenizer without a template keeps none unless `default` names a built-in one: training and
+    `engine data inspect` then refuse chat records (see Renderer), instead of guessing turn markers.
+    """
+    from engine.data.chat_templates import resolve_chat_template
 
-        raise ConfigError(f"Chat template '{value}' is neither Jinja text nor an existing file.")
-    return p.read_text(encoding="utf-8")
-
-
-def ensure_chat_template(tokenizer, override: Optional[str] = None) -> None:
-    """Give the tokenizer the user's template, its own, or the fallback."""
     if override:
-        tokenizer.chat_template = template_text(override)
-    elif not getattr(tokenizer, "chat_template", None):
-        tokenizer.chat_template = FALLBACK_TEMPLATE
+        tokenizer.chat_template = resolve_chat_template(override)
+    elif default and not getattr(tokenizer, "chat_template", None):
+        tokenizer.chat_template = resolve_chat_template(default)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+
+
+def require_chat_template(tokenizer) -> None:
+    """Raise DataError naming the fix when chat records meet a tokenizer without a template."""
+    if getattr(tokenizer, "chat_template", None):
+        return
+    from engine.data.chat_templates import template_choices
+    from engine.errors import DataError
+
+    name = getattr(tokenizer, "name_or_path", "") or "this model"
+    raise DataError(
+        f"The tokenizer of '{name}' has no chat template, so chat records (alpaca, sharegpt, messages) cannot be "
+        f"rendered the way the model will be prompted. Choose one: model.chat_template=<name> with a built-in "
+        f"template ({template_choices()}), a Jinja file or the template text (`engine data inspect --chat-template "
+        f"<name>`); or train on raw text records ({{\"text\": ...}}), which need none."
+    )
 
 
 class Renderer:
     """Turns `Example`s into input_ids/labels for one tokenizer and max length."""
 
-    def __init__(self, tokenizer, max_len: int):
+    def __init__(self, tokenizer, max_len: int, loss_on: str = "assistant"):
+        if loss_on not in LOSS_ON:
+            raise ValueError(f"loss_on={loss_on!r}; expected one of {LOSS_ON}")
         self.tok = tokenizer
         self.max_len = max_len
+        self.loss_on = loss_on
         self.eos_id = tokenizer.eos_token_id
 
     def _render(self, messages: list, generation_prompt: bool) -> str:
@@ -95,35 +102,60 @@ class Renderer:
         """Tokenise one chat (or preference, using the chosen answer) example; None if nothing is left to learn."""
         if ex.kind == "text":
             return self.encode_text(ex.text)[0] if ex.text else None
+        require_chat_template(self.tok)
         messages = ex.messages
         if ex.kind == "preference":
             messages = messages + [{"role": "assistant", "content": ex.chosen}]
         text, spans = self.chat_spans(messages)
         enc = self.tok(text, add_special_tokens=False, return_offsets_mapping=True)
         ids, offsets = enc["input_ids"], enc["offset_mapping"]
-        labels = [tid if any(s <= a < e for s, e in spans) else IGNORE for tid, (a, _) in zip(ids, offsets)]
+        if self.loss_on == "all":
+            labels = list(ids)
+        else:
+            labels = [tid if any(s <= a < e for s, e in spans) else IGNORE for tid, (a, _) in zip(ids, offsets)]
         bos = self.tok.bos_token_id
         if bos is not None and getattr(self.tok, "add_bos_token", False) and (not ids or ids[0] != bos):
             ids, labels = [bos] + ids, [IGNORE] + labels
         truncated = len(ids) > self.max_len
         if truncated:
-            # Keep the answer's end: cut, then make the last position EOS so the model still learns to stop.
-            ids, labels = ids[: self.max_len], labels[: self.max_len]
-            ids[-1] = self.eos_id
-            labels[-1] = self.eos_id if any(l != IGNORE for l in labels[:-1]) else IGNORE
+            ids, labels = self._truncate(ids, labels)
         if all(l == IGNORE for l in labels):
             return None
         return Encoded(ids, labels, truncated, text)
 
+    def _truncate(self, ids: list, labels: list) -> tuple[list, list]:
+        """Cut to max_len so that the record still ends the way a trained turn ends: with EOS.
+
+        A cut inside a trained span keeps max_len tokens and makes the last one EOS (so the model
+        still learns to stop). A cut in an untrained part (a later user turn) ends the record after
+        the last trained token instead, which is that turn's own end-of-turn token: putting EOS with a
+        label in the middle of a user turn would teach the model to end a turn where none ends.
+        """
+        ids, labels = ids[: self.max_len], labels[: self.max_len]
+        if labels[-1] == IGNORE:
+            trained = [i for i, l in enumerate(labels) if l != IGNORE]
+            if not trained:
+                return ids, labels  # nothing to learn: the caller drops it
+            end = trained[-1] + 1
+            return ids[:end], labels[:end]
+        ids[-1] = labels[-1] = self.eos_id
+        return ids, labels
+
     def encode_text(self, text: str) -> list[Encoded]:
-        """Raw text: loss on every token, EOS at the end, cut into max_len windows."""
+        """Raw text: loss on every token, EOS at the end, cut into windows of max_len tokens.
+
+        Consecutive windows share one token (stride max_len - 1): a window's first token is only
+        context (a causal LM predicts tokens 1..n from 0..n-1), so with a shared boundary token every
+        token after the first, the final EOS included, is predicted exactly once.
+        """
         ids = self.tok(text, add_special_tokens=False)["input_ids"] + [self.eos_id]
         bos = self.tok.bos_token_id
         if bos is not None and getattr(self.tok, "add_bos_token", False):
             ids = [bos] + ids
         out = []
-        for start in range(0, len(ids), self.max_len):
+        stride = max(1, self.max_len - 1)
+        for start in range(0, max(1, len(ids) - 1), stride):
             chunk = ids[start : start + self.max_len]
             if len(chunk) > 1:
-                out.append(Encoded(chunk, list(chunk), len(ids) > self.max_len, text))
+                out.append(Encoded(chunk, list(chunk), False, text))
         return out

@@ -113,7 +113,7 @@ def _hub(spec: str, revision: Optional[str]) -> ResolvedModel:
         raise ModelSourceError(
             f"Could not download hub model '{spec}' ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
             f"You seem to be offline or the id is wrong. Download it on a connected machine "
-            f"(`huggingface-cli download {spec} --local-dir ./{spec.split('/')[-1]}`) and pass the folder: "
+            f"(`hf download {spec} --local-dir ./{spec.split('/')[-1]}`, from huggingface_hub) and pass the folder: "
             f"model=./{spec.split('/')[-1]} — or use the bundled model=smollm2-135m-instruct."
         ) from None
     return ResolvedModel(spec, Path(path), "hub")

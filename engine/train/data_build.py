@@ -50,10 +50,14 @@ def build_run_data(cfg, tokenizer) -> RunData:
     train_ex, eval_ex = split_eval(loaded.examples, 0.0 if d.eval_path else d.eval_split, cfg.seed)
     if d.eval_path:
         eval_ex = load_examples(d.eval_path, d.format, d.columns, d.system_prompt, d.on_error).examples
-    train_tok = tokenise(train_ex, tokenizer, cfg.sequence.max_len)
+    train_tok = tokenise(train_ex, tokenizer, cfg.sequence.max_len, d.loss_on)
     if not train_tok.records:
         raise DataError(f"{d.path}: every record was dropped after masking/truncation; raise sequence.max_len (now {cfg.sequence.max_len}).")
-    eval_tok = tokenise(eval_ex, tokenizer, cfg.sequence.max_len) if eval_ex else None
+    eval_tok = tokenise(eval_ex, tokenizer, cfg.sequence.max_len, d.loss_on) if eval_ex else None
+    if eval_tok is not None and not eval_tok.records:
+        where = d.eval_path or f"the data.eval_split={d.eval_split} held-out part of {d.path}"
+        raise DataError(f"Every eval record of {where} was dropped after masking/truncation (no answer left within "
+                        f"sequence.max_len={cfg.sequence.max_len}); raise sequence.max_len or use other eval records.")
     trained = sum(sum(1 for l in r.labels if l != -100) for r in train_tok.records)
     return RunData(
         train=_to_dataset(train_tok.records),

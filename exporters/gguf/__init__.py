@@ -12,7 +12,7 @@ Layout (one concept per file):
   verify.py, advisor.py    llama.cpp vs HF: token ids, logits NMSE/KL/top-1, stopping; --quant auto
   modelfile.py             Ollama Modelfile from the chat template
   lora.py, adapter_export.py   LoRA adapter GGUF for llama.cpp --lora
-  safe_write.py, integrity.py  temp-file writes, disk-space checks, truncation detection
+  integrity.py             truncation detection (temp-file writes and disk checks: exporters/safe_write.py)
   exporter.py, progress.py, cli.py   orchestration, progress bar/events, `engine export gguf`
 
 Importing this package is cheap; heavy modules load inside functions.

@@ -37,7 +37,7 @@ def export_run_adapter(run_dir: Path, out_dir: Path, exporter, verify: bool = Tr
     from exporters.gguf.convert import GgufConverter
     from exporters.gguf.integrity import check_gguf
     from exporters.gguf.lora import export_lora_adapter, read_adapter_config
-    from exporters.gguf.safe_write import atomic_path
+    from exporters.safe_write import atomic_path
 
     run_dir = Path(run_dir)
     adapter_dir = run_dir / "adapter"

@@ -178,7 +178,7 @@ def convert_hf_to_gguf(model_dir: Path, out_path: Path, out_type: str = "f16", p
                        pre_tokenizer: Optional[str] = None, metadata: Optional[dict] = None) -> ConvertResult:
     """Convert an HF folder to one GGUF file of a direct type, safely (temp file, check, rename)."""
     from exporters.gguf.integrity import check_gguf
-    from exporters.gguf.safe_write import atomic_path, check_free_space
+    from exporters.safe_write import atomic_path, check_free_space
 
     spec = gguf_type(out_type)
     if not spec.direct:

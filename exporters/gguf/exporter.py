@@ -56,7 +56,7 @@ class GgufExporter:
                  pre_tokenizer: Optional[str] = None, model_name: Optional[str] = None):
         from exporters.gguf.convert import GgufConverter
         from exporters.gguf.progress import ExportProgress
-        from exporters.gguf.safe_write import ensure_writable_dir
+        from exporters.safe_write import ensure_writable_dir
 
         self.model_dir = Path(model_dir)
         self.out_dir = ensure_writable_dir(Path(out_dir))
@@ -97,7 +97,7 @@ class GgufExporter:
 
     def _write_direct(self, quant: str, path: Path, report=None) -> ExportedFile:
         from exporters.gguf.integrity import check_gguf
-        from exporters.gguf.safe_write import atomic_path
+        from exporters.safe_write import atomic_path
 
         start = time.perf_counter()
         with atomic_path(path) as tmp:
@@ -119,7 +119,7 @@ class GgufExporter:
         """Write every requested type (and 'auto''s choice), verify, write the Modelfile and verify.json."""
         from exporters.gguf import advisor
         from exporters.gguf.quantize import llama_cpp_available, require_llama_cpp
-        from exporters.gguf.safe_write import check_free_space
+        from exporters.safe_write import check_free_space
 
         result = ExportResult()
         quants = list(dict.fromkeys(quants))
@@ -239,7 +239,7 @@ class GgufExporter:
     def _write_modelfile(self, main: ExportedFile) -> tuple[Optional[Path], list]:
         from exporters.gguf.chat_format import render_function
         from exporters.gguf.modelfile import render_modelfile, stop_strings, template_check
-        from exporters.gguf.safe_write import write_text_atomic
+        from exporters.safe_write import write_text_atomic
 
         fmt = self.converter.turns
         tok = self.converter.hf_tokenizer

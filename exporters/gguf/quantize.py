@@ -90,7 +90,7 @@ def captured_stderr():
 def quantize_gguf(src: Path, dst: Path, quant: str, threads: int = 0) -> None:
     """Quantise an f32/f16/bf16 GGUF `src` into `dst` (written under a temp name, renamed when complete)."""
     from exporters.gguf.integrity import check_gguf
-    from exporters.gguf.safe_write import atomic_path
+    from exporters.safe_write import atomic_path
 
     spec = gguf_type(quant)
     llama_cpp = require_llama_cpp(f"Quantising to {quant}")

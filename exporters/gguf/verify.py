@@ -400,7 +400,7 @@ def format_table(reports: list) -> str:
 
 def save_reports(path: Path, reports: list, extra: Optional[dict] = None) -> None:
     """Merge reports into verify.json (one entry per file, earlier exports of other types kept)."""
-    from exporters.gguf.safe_write import write_text_atomic
+    from exporters.safe_write import write_text_atomic
 
     path = Path(path)
     data = {}

@@ -321,7 +321,7 @@ def load_hf_tokenizer(model_dir: Path):
         tok = AutoTokenizer.from_pretrained(str(model_dir))
     except Exception as e:
         raise EdgetuneError(f"Cannot load the tokenizer of '{model_dir}' ({type(e).__name__}: {e}).") from None
-    ensure_chat_template(tok)
+    ensure_chat_template(tok, default="plain")  # a GGUF always carries a template: Ollama and chat need one
     return tok
 
 

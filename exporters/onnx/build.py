@@ -31,7 +31,7 @@ def stage_model(model_dir: Path, stage: Path) -> Path:
       `quantization_config` marker; its weights are plain floats, but the builder would look
       for a GGUF quantised-weight loader and stop, so the marker is dropped.
     - The tokenizer is saved through the engine's loader so the export carries the chat
-      template training used (or the engine's fallback) and a pad token.
+      template training used (the built-in "plain" one for a model without any) and a pad token.
     """
     from engine.models.loading import tokenizer_from_dir
 
@@ -52,7 +52,7 @@ def stage_model(model_dir: Path, stage: Path) -> Path:
                 (stage / f.name).symlink_to(f.resolve())
             except OSError:  # file systems without symlinks
                 shutil.copy2(f, stage / f.name)
-    tokenizer_from_dir(model_dir).save_pretrained(str(stage))
+    tokenizer_from_dir(model_dir, default_template="plain").save_pretrained(str(stage))
     return stage
 
 

@@ -24,11 +24,13 @@ def add_parser(sub) -> None:
                     f"pairs: {supported_pairs()}.",
     )
     p.add_argument("source", help="A run folder (merged first) or any model spec: smollm2-135m-instruct, an HF folder, a .gguf.")
-    p.add_argument("--precision", default="int4", choices=list(PRECISIONS),
-                   help=" ".join(f"{x.name}: {x.help}" for x in PRECISIONS.values()) + " Default: int4.")
+    p.add_argument("--precision", default=None, choices=list(PRECISIONS),
+                   help=" ".join(f"{x.name}: {x.help}" for x in PRECISIONS.values())
+                        + " Default: the run's export.onnx_precision, else int4.")
     p.add_argument("--target", "--device", dest="target", default=None, choices=list(TARGETS),
                    help=" ".join(f"{t.name}: {t.help}" for t in TARGETS.values())
-                        + " Default: cpu (cuda for fp16). Every target builds on any machine.")
+                        + " Default: the run's export.onnx_device when --precision is not given either, else cpu "
+                          "(cuda for fp16). Every target builds on any machine.")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="Export folder (default: <run>/exports/onnx-<precision>[-<target>], or "
                         "./exports/<model>/onnx-... for a model spec).")
@@ -48,8 +50,9 @@ def run(args) -> int:
     def say(line: str) -> None:
         print(line, file=text_out, flush=True)
 
+    precision, target = _precision_and_target(args)
     try:
-        result = OnnxExporter(args.source, precision=args.precision, target=args.target, out=args.out,
+        result = OnnxExporter(args.source, precision=precision, target=target, out=args.out,
                               verify=not args.no_verify, speed=not args.no_speed, sink=sink, say=say).run()
     except BaseException as e:
         sink.emit("error", kind=_error_kind(e), message=str(e) or type(e).__name__,
@@ -61,6 +64,23 @@ def run(args) -> int:
         + (f"   speed: {result.speed['tokens_per_s']} tokens/s (greedy decode, {result.speed['provider']}, "
            f"median of {result.speed['runs']})" if result.speed else ""))
     return 0
+
+
+def _precision_and_target(args) -> tuple[str, str | None]:
+    """--precision/--target, else what the run folder's config.yaml asks for (export.onnx_*), else int4 on cpu."""
+    from pathlib import Path
+
+    from engine.runs import is_run_dir
+
+    if args.precision is None and args.target is None and is_run_dir(Path(args.source)):
+        try:
+            from engine.config import load_config
+
+            e = load_config(Path(args.source) / "config.yaml").export
+            return e.onnx_precision, e.onnx_device
+        except EdgetuneError:  # an older or hand-edited config.yaml must not block an export
+            pass
+    return args.precision or "int4", args.target
 
 
 def _error_kind(e: BaseException) -> str:

@@ -106,9 +106,9 @@ def write_readme(folder: Path, info: dict, target: Target, genai_config: dict, p
             "",
             "val genAI = SimpleGenAI(modelDir)                      // this folder on the device",
             f"val prompt = String.format({_kotlin_string(pattern)}, userMessage)  // the model's chat template",
-            "val params = genAI.createGeneratorParams(prompt)",
+            "val params = genAI.createGeneratorParams()",
             'params.setSearchOption("max_length", 512.0)',
-            "val reply = genAI.generate(params) { piece -> runOnUiThread { textView.append(piece) } }",
+            "val reply = genAI.generate(params, prompt) { piece -> runOnUiThread { textView.append(piece) } }",
             "```",
             "",
             "**iOS** — link the onnxruntime-genai C API (`ort_genai.h`, built for iOS from the same repository) and "

@@ -16,8 +16,16 @@ CPU provider implements the same contrib ops), results saved as verify.json:
 Bounds per precision (BOUNDS): fp32 must match (NMSE <= 1e-4, top-1 >= 99%, the issue's
 numbers); fp16 and int8 are bounded by KL; int4 only by a loose KL bound that catches a
 broken graph (a garbage model scores KL > 5 nats) because 4-bit round-to-nearest costs
-small models a lot (SmolLM2-135M: about 1 nat/token), and its free-running generation is
-reported, not required to stop, since a lossy model may drift into a longer answer.
+small models a lot (SmolLM2-135M: about 0.4-1 nat/token).
+
+A free-running greedy reply is compared with HF's token by token. Where they part, the HF
+model is asked how much worse it rates the export's token than its own (log-prob gap, in
+nats). A near tie (gap within the precision's `tie_nats`) is a flip any rounding can cause;
+after it the two replies are different texts, whose closeness KL and top-1 already measure,
+so a reply that then runs past the token budget is reported, not failed. A reply that does
+not stop after following HF exactly, or after choosing a token HF clearly ruled out, fails.
+(SmolLM2-135M on "What is the capital of France?" is such a tie: "The" vs "L'", 0.08 nats,
+flipped by int8 rounding and even by llama.cpp's AVX-512 kernels on the Q4_1 GGUF.)
 """
 
 from __future__ import annotations
@@ -49,14 +57,14 @@ class Bounds:
     max_nmse: Optional[float] = None
     min_top1: Optional[float] = None
     max_kl: Optional[float] = None
-    free_run_must_stop: bool = True
+    tie_nats: float = 0.1  # a greedy divergence this close in HF's own log-probs is a near tie (see above)
 
 
 BOUNDS: dict[str, Bounds] = {
-    "fp32": Bounds(max_nmse=1e-4, min_top1=0.99),
-    "fp16": Bounds(max_kl=0.01),
-    "int8": Bounds(max_kl=0.05),
-    "int4": Bounds(max_kl=2.0, free_run_must_stop=False),
+    "fp32": Bounds(max_nmse=1e-4, min_top1=0.99, tie_nats=0.05),
+    "fp16": Bounds(max_kl=0.01, tie_nats=0.25),
+    "int8": Bounds(max_kl=0.05, tie_nats=0.25),
+    "int4": Bounds(max_kl=2.0, tie_nats=1.0),
 }
 
 
@@ -169,6 +177,12 @@ def check_end_of_turn(chat_model, hf_model, hf_tok) -> dict:
                "same_tokens": ours == ref,
                "common_prefix": next((i for i, (a, b) in enumerate(zip(ours, ref)) if a != b), min(len(ours), len(ref))),
                "onnx_text": hf_tok.decode(ours, skip_special_tokens=True), "hf_text": hf_tok.decode(ref, skip_special_tokens=True)}
+        k = run["common_prefix"]
+        if k < min(len(ours), len(ref)):  # where the replies part: how much worse HF rates the export's token
+            with torch.no_grad():
+                logp = hf_model(torch.tensor([prompt_ids + ref[:k]])).logits[0, -1].double().log_softmax(-1)
+            run["divergence"] = {"position": k, "hf_token": hf_tok.decode([ref[k]]), "onnx_token": hf_tok.decode([ours[k]]),
+                                 "hf_logprob_gap": round(float(logp[ref[k]] - logp[ours[k]]), 4)}
         if hf_stopped:  # force the reference answer in: the next greedy token must end the turn
             params = og.GeneratorParams(chat_model.model)
             params.set_search_options(max_length=len(prompt_ids) + len(ref) + 4, do_sample=False)
@@ -181,6 +195,12 @@ def check_end_of_turn(chat_model, hf_model, hf_tok) -> dict:
     return {"eos_token_id": eos, "eos_token": hf_tok.convert_ids_to_tokens(eos),
             "genai_eos_ids": sorted(chat_model.eos_ids), "eos_in_config": eos_in_config,
             "max_new_tokens": MAX_NEW_TOKENS, "runs": runs}
+
+
+def near_tie(run: dict, bounds: Bounds) -> bool:
+    """The greedy reply left HF's at a token HF itself rated within `tie_nats` of its own choice."""
+    div = run.get("divergence")
+    return div is not None and div["hf_logprob_gap"] <= bounds.tie_nats
 
 
 def judge(precision: str, tokenizer: dict, logits: dict, eot: dict) -> list[str]:
@@ -203,7 +223,7 @@ def judge(precision: str, tokenizer: dict, logits: dict, eot: dict) -> list[str]
         if run.get("forced_stop") is False:
             fails.append(f"after the reference answer to '{run['prompt']}' the export predicts token "
                          f"{run['forced_next_token']}, not the end-of-turn token")
-        if b.free_run_must_stop and run["hf_stopped"] and not run["onnx_stopped"]:
+        if run["hf_stopped"] and not run["onnx_stopped"] and not near_tie(run, b):
             fails.append(f"greedy reply to '{run['prompt']}' did not stop at the end-of-turn token "
                          f"within {eot['max_new_tokens']} tokens (the HF model stops after {run['hf_tokens']})")
     return fails
@@ -224,7 +244,7 @@ def verify_export(folder: str | Path, hf_dir: str | Path, precision: str) -> dic
     hf_logging.disable_progress_bar()  # its bars would interleave with the export's own lines
     folder = Path(folder)
     genai_config = json.loads((folder / "genai_config.json").read_text(encoding="utf-8"))
-    hf_tok = tokenizer_from_dir(hf_dir)
+    hf_tok = tokenizer_from_dir(hf_dir, default_template="plain")
     hf_model = AutoModelForCausalLM.from_pretrained(str(hf_dir), dtype=torch.float32).eval()
     chat_model = OnnxChatModel(folder, provider="cpu")
     tokenizer = check_tokenizer(chat_model, hf_tok)

@@ -144,3 +144,20 @@ def test_models_too_big_for_free_memory_are_refused_before_loading(tiny_model_di
         f.truncate(4 * 2**30)  # sparse: only the size is read before refusing
     with pytest.raises(EdgetuneError, match=r"big\.gguf' needs about 4\.\d\d GB .*q4_k_m"):
         ChatSession(str(big))
+
+
+def test_hf_model_without_template_asks_for_one(tiny_model_dir, tmp_path):
+    """A base model (no chat template): the error names --template; a built-in one then works."""
+    import json
+    import shutil
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_model_dir, base)
+    (base / "chat_template.jinja").unlink(missing_ok=True)
+    cfg = json.loads((base / "tokenizer_config.json").read_text())
+    cfg.pop("chat_template", None)
+    (base / "tokenizer_config.json").write_text(json.dumps(cfg))
+    with pytest.raises(EdgetuneError, match=r"no chat template.*--template NAME \(plain, chatml"):
+        ChatSession(str(base))
+    s = ChatSession(str(base), template="plain", max_tokens=3, temperature=0)
+    assert s.prompt_ids("hi") and "### User:" in s.backend.tokenizer.decode(s.prompt_ids("hi"))

@@ -56,6 +56,15 @@ def test_bad_choice_lists_allowed_values():
     (["export.gguf_quant=q9"], "gguf_quant"),
     (["epochs=0"], "epochs"),
     (["data.eval_split=1.5"], "eval_split"),
+    (["method=qlora", "quant.load_in=8bit"], "method=lora quant.load_in=8bit"),
+    (["export.onnx_device=mobile", "export.onnx_precision=fp32"], r"onnx_device=mobile \(it takes int4\)"),
+    (["train.save_steps=-5"], r"train.save_steps must be an integer >= 0"),
+    (["train.keep_checkpoints=0"], r"train.keep_checkpoints must be an integer >= 1"),
+    (["train.freeze_layers=-3"], r"train.freeze_layers"),
+    (["data.columns={instruction:q}"], r"space after the colon.*\{instruction: q\}"),
+    (["data.columns={question: q}"], r"unknown field 'question'; the fields are: chosen, conversations"),
+    (["max_len=8"], r"at least 16"),
+    (["model.chat_template=chatmal"], r"not a built-in name \(plain, chatml, llama3, gemma, phi3\)"),
 ])
 def test_impossible_combinations_are_rejected(overrides, match):
     with pytest.raises(ConfigError, match=match):
@@ -73,6 +82,30 @@ def test_bad_yaml_and_missing_file(tmp_path):
     wrong.write_text("lora:\n  rank: 4\n")
     with pytest.raises(ConfigError, match=r"lora.rank.*wrong.yaml"):
         load_config(wrong)
+
+
+def test_yaml_sections_and_duplicate_keys_are_explained(tmp_path):
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("lora: 5\n")
+    with pytest.raises(ConfigError, match=r"'lora' .* is a section, not a value.*r, alpha, dropout"):
+        load_config(scalar)
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("lr: 1e-3\noptim:\n  lr: 2e-4\n")
+    with pytest.raises(ConfigError, match=r"sets optim.lr twice, as 'lr' and as 'optim.lr'"):
+        load_config(twice)
+
+
+def test_onnx_choices_come_from_the_exporter_registry():
+    from exporters.onnx.targets import PRECISIONS, TARGETS
+
+    assert FIELDS["export.onnx_precision"].choices == tuple(PRECISIONS)
+    assert FIELDS["export.onnx_device"].choices == tuple(TARGETS)
+    assert load_config(None, ["export.onnx_precision=int8"]).export.onnx_precision == "int8"
+
+
+def test_bad_yaml_in_a_mapping_value_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"'data.columns'.*'\{a:'.*expected dict"):
+        load_config(None, ["data.columns={a:"])
 
 
 def test_save_and_reload_round_trip(tmp_path):

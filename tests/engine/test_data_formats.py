@@ -112,3 +112,12 @@ def test_split_is_deterministic():
     a = split_eval(items, 0.2, seed=1)
     assert a == split_eval(items, 0.2, seed=1)
     assert len(a[1]) == 4 and sorted(a[0] + a[1]) == items
+
+
+def test_skip_also_skips_an_unrecognisable_first_record(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"question": "a"}, {"instruction": "b", "output": "c"}])
+    with pytest.raises(DataError, match=r"d.jsonl:1: cannot tell the format"):
+        load_examples(path)
+    rep = load_examples(path, on_error="skip")
+    assert rep.format == "alpaca" and len(rep.examples) == 1
+    assert rep.skipped[0][0].endswith("d.jsonl:1") and "cannot tell the format" in rep.skipped[0][1]

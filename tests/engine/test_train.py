@@ -315,3 +315,18 @@ def test_auto_backend_uses_unsloth_on_gpu():
 
     name, reason = choose_backend("auto", "cuda")
     assert name in ("unsloth", "hf") and reason
+
+
+@pytest.mark.slow
+def test_export_targets_run_after_training(tiny_model_dir, toy_data, tmp_path):
+    """export.targets: `engine train` finishes by exporting the run as `engine export` would."""
+    out = tmp_path / "exp"
+    cmd = [sys.executable, "-m", "engine", "train", f"model={tiny_model_dir}", f"data={toy_data}", f"output_dir={out}",
+           "method=lora", "max_steps=2", "batch_size=4", "max_len=64", "train.backend=hf", "export.targets=[gguf,onnx]",
+           "export.gguf_quant=f16", "export.onnx_precision=fp32", "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / "adapter" / "adapter_config.json").is_file() and (out / "merged" / "config.json").is_file()
+    assert (out / "exports" / "model-f16.gguf").is_file() and (out / "exports" / "Modelfile").is_file()
+    assert json.loads((out / "exports" / "onnx-fp32" / "verify.json").read_text())["passed"]
+    assert "export.targets: engine export gguf" in proc.stderr and "export.targets: engine export onnx" in proc.stderr

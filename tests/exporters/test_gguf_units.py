@@ -117,7 +117,7 @@ def test_modelfile_from_template(smol_tokenizer):
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):
-    from exporters.gguf.safe_write import atomic_path
+    from exporters.safe_write import atomic_path
 
     final = tmp_path / "model.gguf"
     with pytest.raises(RuntimeError):
@@ -130,7 +130,7 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
 def test_unwritable_folder_and_full_disk_are_clear_errors(tmp_path, monkeypatch):
     import shutil as sh
 
-    from exporters.gguf.safe_write import check_free_space, ensure_writable_dir
+    from exporters.safe_write import check_free_space, ensure_writable_dir
 
     blocker = tmp_path / "file"
     blocker.write_text("x")

@@ -15,6 +15,7 @@ from engine.events import SCHEMA, EventSink
 from exporters.onnx.exporter import OnnxExporter
 from exporters.onnx.runtime import OnnxChatModel
 from tests.conftest import REPO
+from tests.exporters.test_gguf_fixtures import tiny_models  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -60,6 +61,16 @@ def test_tiny_model_every_precision_builds_loads_and_verifies(tiny_model_dir, tm
     fractions = [e["fraction"] for e in events if e["type"] == "export_progress"]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert {"build", "verify", "done"} <= {e["stage"] for e in events if e["type"] == "export_progress"}
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "gemma2", "phi3"])
+def test_tiny_models_of_other_families_export_and_verify(tiny_models, tmp_path, arch):  # noqa: F811
+    """Beyond Llama: a BPE (Qwen2) and two SentencePiece (Gemma 2, Phi-3) tokenizers trained on the fly."""
+    result = _export(tiny_models[arch], tmp_path / f"onnx-{arch}", "fp32")
+    v = result.verification
+    assert v["passed"], v["failures"]
+    assert v["tokenizer"]["ok"] and v["tokenizer"]["chat_template_equal"]
+    assert v["logits"]["nmse"] <= 1e-4 and v["logits"]["top1"] >= 0.99
 
 
 def test_reexport_replaces_the_old_folder(tiny_model_dir, tmp_path):
@@ -127,6 +138,20 @@ def test_tuned_smollm2_int4_for_phones_verifies_and_chats(tuned_run):
     reply = "".join(model.stream([{"role": "user", "content": "What is the capital of France?"}], max_new_tokens=64))
     assert "Paris" in reply and model.last.stop_reason == "eos"
     assert "<|im_end|>" not in reply
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp16"])
+def test_tuned_smollm2_int8_and_fp16_verify(tuned_run, precision):
+    """int8 for CPUs, fp16 for GPUs (built for cuda, verified here on the CPU provider)."""
+    result = _export(tuned_run, None, precision)
+    v = result.verification
+    assert v["passed"], v["failures"]
+    assert v["logits"]["kl"] <= {"int8": 0.05, "fp16": 0.01}[precision]
+    stopping = [r for r in v["end_of_turn"]["runs"] if r["hf_stopped"]]
+    assert stopping and all(r["forced_stop"] for r in stopping)
+    for r in stopping:  # each reply stops, or parted from HF's only at a near tie
+        assert r["onnx_stopped"] or r["divergence"]["hf_logprob_gap"] <= v["bounds"]["tie_nats"]
+    assert json.loads((result.folder / "export.json").read_text())["target"] == ("cpu" if precision == "int8" else "cuda")
 
 
 def test_tuned_smollm2_fp32_matches_hf(tuned_run):

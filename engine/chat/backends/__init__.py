@@ -59,5 +59,15 @@ def require_memory(ref: str, need_gb: float, fix: str) -> None:
                             f"{have:.2f} GB available. {fix}")
 
 
+def require_template(ref: str, tokenizer) -> None:
+    """A model without a chat template (a base model) needs one named: say which, instead of guessing."""
+    if getattr(tokenizer, "chat_template", None):
+        return
+    from engine.data.chat_templates import template_choices
+
+    raise EdgetuneError(f"'{ref}' has no chat template (a base model?). Pass one with --template NAME "
+                        f"({template_choices()}) or a Jinja file.")
+
+
 def is_dir_with(ref: str, name: str) -> bool:
     return (Path(ref) / name).is_file()

@@ -8,7 +8,7 @@ from typing import Iterator, Optional
 from engine.chat.backends import register_backend, require_memory
 from engine.chat.decoding import IncrementalText
 from engine.chat.template import render_prompt
-from engine.chat.templates import KNOWN_TEMPLATES
+from engine.data.chat_templates import resolve_chat_template, template_choices
 from engine.errors import EdgetuneError
 
 
@@ -35,15 +35,13 @@ class GgufChatBackend:
             raise EdgetuneError(f"llama.cpp could not load '{ref}' ({e}). Is it a complete GGUF of a supported architecture, and is there enough memory?") from None
         meta = self.llm.metadata
         if template:
-            from engine.data.render import template_text
-
-            self.template = KNOWN_TEMPLATES.get(template) or template_text(template)
+            self.template = resolve_chat_template(template)
         else:
             self.template = meta.get("tokenizer.chat_template")
         if not self.template:
             raise EdgetuneError(
                 f"'{ref}' has no chat template in its metadata. Pass one with --template NAME "
-                f"({', '.join(KNOWN_TEMPLATES)}) or a Jinja file."
+                f"({template_choices()}) or a Jinja file."
             )
         self.bos_token = self._token_text(meta.get("tokenizer.ggml.bos_token_id"))
         self.eos_token = self._token_text(meta.get("tokenizer.ggml.eos_token_id"))

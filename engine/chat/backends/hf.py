@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from engine.chat.backends import register_backend, require_memory
+from engine.chat.backends import register_backend, require_memory, require_template
 from engine.chat.decoding import IncrementalText, sample_next
 from engine.chat.template import render_prompt
 
@@ -58,6 +58,7 @@ class HfChatBackend:
                        "Close other programs, or chat with a GGUF export of it (engine export gguf RUN --quant q4_k_m), "
                        "which needs a fraction of the memory.")
         self.tokenizer = tokenizer_from_dir(tok_dir, template)
+        require_template(ref, self.tokenizer)
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
         if adapter is not None:

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Iterator, Optional
 
-from engine.chat.backends import register_backend, require_memory
+from engine.chat.backends import register_backend, require_memory, require_template
 from engine.chat.template import render_prompt
 from engine.errors import EdgetuneError
 
@@ -50,6 +50,7 @@ class OnnxChatBackend:
         # tokens' text, so the prompt is rendered exactly as the hf and gguf backends render it.
         # It is then tokenised by onnxruntime-genai's own tokenizer, i.e. what the graph really sees.
         self.hf_tok = tokenizer_from_dir(folder, template)
+        require_template(ref, self.hf_tok)
         self.template = self.hf_tok.chat_template
         self.stop_ids = set(self.model.eos_ids) | ({self.hf_tok.eos_token_id} - {None})
         self.label = f"onnx:{folder.name}"

@@ -16,6 +16,6 @@ class HfBackend:
         from engine.models.loading import tokenizer_from_dir
         from engine.train.model_setup import attach_trainable, load_base
 
-        tokenizer = tokenizer_from_dir(model_dir, cfg.model.chat_template)
+        tokenizer = tokenizer_from_dir(model_dir, cfg.model.chat_template, trust_remote_code=cfg.model.trust_remote_code)
         model = load_base(cfg, model_dir, choice)
         return attach_trainable(model, cfg, gradient_checkpointing), tokenizer

@@ -1,4 +1,7 @@
-"""Never a partial file at a final path: temp names in the target folder, free-space checks first."""
+"""Never a partial file at a final path: temp names in the target folder, free-space checks first.
+
+Shared by the GGUF and ONNX exporters.
+"""
 
 from __future__ import annotations
 
