@@ -104,11 +104,23 @@ def _error_line(tail: list[str]) -> str:
 
 
 def tune_genai_config(out: Path, target: Target) -> dict:
-    """Apply the target's runtime settings to genai_config.json (the mobile KV-cache window)."""
+    """Apply the target's runtime settings to genai_config.json (the mobile KV-cache window).
+
+    The window never goes below a sliding-window graph's own window (see runtime.min_kv_capacity):
+    onnxruntime would refuse to run it at all.
+    """
+    from exporters.onnx.runtime import min_kv_capacity
+
     path = out / "genai_config.json"
     config = json.loads(path.read_text(encoding="utf-8"))
+    search = config.setdefault("search", {})
     if target.max_length:
-        search = config.setdefault("search", {})
         search["max_length"] = min(int(search.get("max_length") or target.max_length), target.max_length)
+    floor = min_kv_capacity(config)
+    if floor and int(search.get("max_length") or 0) < floor:
+        search["max_length"] = floor
+        # a window wider than the whole context (tiny test models): onnxruntime-genai also wants
+        # max_length <= context_length, and attention over min(window, length) is the same either way
+        config["model"]["context_length"] = max(int(config["model"].get("context_length") or 0), floor)
     path.write_text(json.dumps(config, indent=4), encoding="utf-8")
     return config

@@ -53,6 +53,17 @@ WEIGHTS_FACTOR = 1.2
 RUNTIME_OVERHEAD_GB = 0.5
 
 
+def min_kv_capacity(genai_config: dict) -> int:
+    """The smallest KV buffer (max_length) the graph runs with: its sliding window, if it has one.
+
+    Sliding-window attention (Gemma 2/3) is built into the graph with a fixed local window, and
+    onnxruntime's GroupQueryAttention refuses a shared KV buffer smaller than that window, even
+    for a prompt of a few tokens.
+    """
+    window = (genai_config.get("model", {}).get("decoder", {}).get("sliding_window") or {}).get("window_size")
+    return int(window or 0)
+
+
 def memory_needed_gb(folder: str | Path, tokens: int = 2048) -> float:
     """About how much RAM chatting with the export in `folder` takes on the CPU, in GB.
 
@@ -71,7 +82,8 @@ def memory_needed_gb(folder: str | Path, tokens: int = 2048) -> float:
     # Folders from other tools may leave out a size: their KV cache then counts as nothing.
     head_size = decoder.get("head_size") or decoder.get("hidden_size", 0) // max(1, decoder.get("num_attention_heads", 1))
     kv_heads = decoder.get("num_key_value_heads") or decoder.get("num_attention_heads", 0)
-    kv = 2 * decoder.get("num_hidden_layers", 0) * kv_heads * head_size * kv_bytes * min(tokens, window)
+    kv = 2 * decoder.get("num_hidden_layers", 0) * kv_heads * head_size * kv_bytes * max(min(tokens, window),
+                                                                                         min_kv_capacity(config))
     return (WEIGHTS_FACTOR * weights + kv) / 2**30 + RUNTIME_OVERHEAD_GB
 
 
@@ -107,6 +119,7 @@ class OnnxChatModel:
         self.eos_ids = {int(i) for i in self.tokenizer.eos_token_ids}
         self.window = int(self.genai_config.get("search", {}).get("max_length")
                           or self.genai_config["model"].get("context_length") or 2048)
+        self.min_capacity = min_kv_capacity(self.genai_config)
         self.last = Generation()
 
     def render(self, messages: Sequence[dict], add_generation_prompt: bool = True) -> str:
@@ -165,6 +178,8 @@ class OnnxChatModel:
             raise EdgetuneError(f"The prompt has {len(prompt_ids)} tokens but this export's window is {self.window} "
                                 f"(search.max_length in {self.folder}/genai_config.json). Shorten the conversation.")
         max_length = min(self.window, len(prompt_ids) + max_new_tokens)
+        budget = max_length - len(prompt_ids)  # new tokens; counted here, since the buffer may be larger
+        max_length = max(max_length, self.min_capacity)
         params = og.GeneratorParams(self.model)
         options = dict(max_length=max_length, do_sample=temperature > 0, repetition_penalty=repetition_penalty)
         if temperature > 0:
@@ -172,7 +187,7 @@ class OnnxChatModel:
             if seed is not None:
                 options["random_seed"] = int(seed)
         if min_new_tokens:
-            options["min_length"] = min(max_length, len(prompt_ids) + min_new_tokens)
+            options["min_length"] = min(len(prompt_ids) + budget, len(prompt_ids) + min_new_tokens)
         params.set_search_options(**options)
         generator = og.Generator(self.model, params)
         stops = self.eos_ids | {int(i) for i in stop_ids}
@@ -198,4 +213,7 @@ class OnnxChatModel:
             yield token
             if should_stop is not None and should_stop():
                 gen.stop_reason = "stopped"
+                break
+            if len(gen.ids) >= budget:
+                gen.stop_reason = "length"
                 break

@@ -257,3 +257,20 @@ def test_out_folder_that_is_not_an_export_is_never_replaced(tiny_model_dir, tmp_
     with pytest.raises(EdgetuneError, match="is not an ONNX export"):
         OnnxExporter(tiny_model_dir, out=tmp_path).run()
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_sliding_window_graphs_keep_a_kv_buffer_of_their_window(tmp_path):
+    """Gemma 2/3: onnxruntime refuses a KV buffer smaller than the graph's local window, so the mobile
+    target's 2048-token cap stops at the window, and the runtime never asks for less."""
+    from exporters.onnx.build import tune_genai_config
+    from exporters.onnx.runtime import min_kv_capacity
+
+    config = {"model": {"context_length": 8192, "decoder": {"sliding_window": {"window_size": 4096}}},
+              "search": {"max_length": 8192}}
+    (tmp_path / "genai_config.json").write_text(json.dumps(config))
+    tuned = tune_genai_config(tmp_path, TARGETS["mobile"])
+    assert min_kv_capacity(tuned) == 4096 and tuned["search"]["max_length"] == 4096
+    plain = {"model": {"context_length": 8192, "decoder": {}}, "search": {"max_length": 8192}}
+    (tmp_path / "genai_config.json").write_text(json.dumps(plain))
+    assert tune_genai_config(tmp_path, TARGETS["mobile"])["search"]["max_length"] == 2048
+    assert min_kv_capacity(plain) == 0
