@@ -29,7 +29,7 @@ def model_dir_for(spec: str | Path) -> Path:
     p = Path(spec)
     if is_run_dir(p):
         merged = p / "merged"
-        if (merged / "config.json").is_file():
+        if (merged / "config.json").is_file() and not _adapter_newer(p):
             return merged
         if (p / "adapter" / "adapter_config.json").is_file():
             from engine.train.merge import merge_run
@@ -41,6 +41,13 @@ def model_dir_for(spec: str | Path) -> Path:
     from engine.models import resolve_model
 
     return resolve_model(str(spec)).path
+
+
+def _adapter_newer(run: Path) -> bool:
+    """The adapter changed after merged/ was written (the run was resumed or retrained): merge again."""
+    adapter = run / "adapter" / "adapter_model.safetensors"
+    merged = sorted((run / "merged").glob("*.safetensors"))
+    return adapter.is_file() and bool(merged) and adapter.stat().st_mtime > min(f.stat().st_mtime for f in merged)
 
 
 def exports_dir_for(spec: str | Path) -> Path:

@@ -47,6 +47,18 @@ def check_free_space(folder: Path, needed: int, what: str) -> None:
         )
 
 
+def disk_full(e: OSError, folder: Path) -> bool:
+    """Whether a failed write ran out of space: ENOSPC, or numpy's errno-less short write
+    ("N requested and M written") on a disk that is now (nearly) full."""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    short_write = e.errno is None and "requested and" in str(e) and "written" in str(e)
+    try:
+        return short_write and shutil.disk_usage(folder).free < 64 * 2**20
+    except OSError:
+        return short_write
+
+
 @contextlib.contextmanager
 def atomic_path(final: Path) -> Iterator[Path]:
     """Yield a temp path beside `final`; rename it to `final` only if the block succeeds."""
@@ -57,9 +69,11 @@ def atomic_path(final: Path) -> Iterator[Path]:
         yield tmp
         os.replace(tmp, final)
     except OSError as e:
+        full = disk_full(e, final.parent)
         tmp.unlink(missing_ok=True)
-        if e.errno == errno.ENOSPC:
-            raise EdgetuneError(f"The disk filled up while writing '{final}'. Free some space and export again.") from None
+        if full:
+            raise EdgetuneError(f"The disk filled up while writing '{final}' (nothing was left behind). Free some "
+                                f"space and export again.") from None
         raise
     except BaseException:
         tmp.unlink(missing_ok=True)

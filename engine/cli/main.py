@@ -47,12 +47,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate_as_interrupt() -> None:
+    """SIGTERM (what the desktop app's Cancel sends) unwinds like Ctrl-C, so every command's cleanup runs:
+    temp files are removed, nothing partial stays at a final path. Training installs its own handler
+    (finish the step, checkpoint) while it runs."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        def handler(signum, frame):
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
         parser.print_help()
         return 0 if args.command is None else 2
+    _terminate_as_interrupt()
     try:
         return int(args.run(args) or 0)
     except EdgetuneError as e:

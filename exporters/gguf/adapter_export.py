@@ -8,6 +8,7 @@ tensors, names, row order or scale were wrong, the two would differ.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from engine.errors import EdgetuneError
@@ -31,28 +32,47 @@ def base_model_dir(run_dir: Path, adapter_cfg: dict) -> Path:
     return resolve_model(str(spec)).path
 
 
-def export_run_adapter(run_dir: Path, out_dir: Path, exporter, verify: bool = True) -> list:
-    """Write base-f16.gguf and adapter-f16.gguf for a run; returns the VerifyReports (empty without verify)."""
+def require_adapter_run(run_dir: Path) -> Path:
+    """The run's adapter/ folder, or the error `--adapter` gives for any other source (checked before exporting)."""
     from engine.runs import is_run_dir
-    from exporters.gguf.convert import GgufConverter
-    from exporters.gguf.integrity import check_gguf
-    from exporters.gguf.lora import export_lora_adapter, read_adapter_config
-    from exporters.safe_write import atomic_path
 
-    run_dir = Path(run_dir)
-    adapter_dir = run_dir / "adapter"
+    adapter_dir = Path(run_dir) / "adapter"
     if not is_run_dir(run_dir) or not (adapter_dir / "adapter_config.json").is_file():
         raise EdgetuneError(f"--adapter needs a run folder with an adapter/ (got '{run_dir}'). Full fine-tunes have "
                             f"no adapter: export the model itself.")
+    return adapter_dir
+
+
+def _base_identity(base_dir: Path) -> dict:
+    """What base-f16.gguf was written from: the folder and its weight files' sizes and times."""
+    files = sorted(Path(base_dir).glob("*.safetensors"))
+    return {"model_dir": str(Path(base_dir).resolve()),
+            "weights": {f.name: [f.stat().st_size, int(f.stat().st_mtime)] for f in files}}
+
+
+def export_run_adapter(run_dir: Path, out_dir: Path, exporter, verify: bool = True) -> list:
+    """Write base-f16.gguf and adapter-f16.gguf for a run; returns the VerifyReports (empty without verify)."""
+    from exporters.gguf.convert import GgufConverter
+    from exporters.gguf.integrity import check_gguf
+    from exporters.gguf.lora import export_lora_adapter, read_adapter_config
+    from exporters.safe_write import atomic_path, check_free_space, write_text_atomic
+
+    run_dir = Path(run_dir)
+    adapter_dir = require_adapter_run(run_dir)
     base_dir = base_model_dir(run_dir, read_adapter_config(adapter_dir))
     progress = exporter.progress
     base_path = Path(out_dir) / f"base-{ADAPTER_TYPE}.gguf"
-    if not base_path.is_file():
+    stamp = base_path.with_name(f".{base_path.name}.source.json")
+    source = _base_identity(base_dir)
+    if not (base_path.is_file() and stamp.is_file() and json.loads(stamp.read_text(encoding="utf-8")) == source):
+        # a base-f16.gguf of another model (or of unknown origin) is never reused for this adapter
         progress.message(f"writing the base model {base_dir.name} as {base_path.name} ...")
         conv = GgufConverter(base_dir)
+        check_free_space(Path(out_dir), conv.estimate_bytes(ADAPTER_TYPE), base_path.name)
         with atomic_path(base_path) as tmp:
             conv.write(tmp, ADAPTER_TYPE)
             check_gguf(tmp)
+        write_text_atomic(stamp, json.dumps(source, indent=1))
     adapter_path = Path(out_dir) / f"adapter-{ADAPTER_TYPE}.gguf"
     info = export_lora_adapter(adapter_dir, base_dir, adapter_path, ADAPTER_TYPE, name=run_dir.resolve().name)
     progress.message(f"wrote {adapter_path} ({info['tensors']} tensors, alpha {info['alpha']:g}); "

@@ -87,6 +87,10 @@ def run(args) -> int:
     out = sys.stderr if args.events == "-" else sys.stdout  # keep stdout pure JSON lines
     progress = ExportProgress(sink, bar=sys.stderr.isatty())
     try:
+        if args.adapter:  # a wrong source fails now, not after the whole export
+            from exporters.gguf.adapter_export import require_adapter_run
+
+            require_adapter_run(Path(args.source))
         progress.message(f"resolving {args.source} ...")
         model_dir = model_dir_for(args.source)
         out_dir = Path(args.out) if args.out else exports_dir_for(args.source)
@@ -141,7 +145,7 @@ def _print_summary(result, out, verified: bool) -> None:
     for f in result.files:
         print(f"{f.path}  {f.type}  {f.size_bytes / 1e6:.1f} MB  {f.seconds:.1f} s", file=out)
     if result.modelfile:
-        print(f"{result.modelfile}  (ollama create -f {result.modelfile})", file=out)
+        print(f"{result.modelfile}  (ollama create {result.model_name} -f {result.modelfile})", file=out)
     if result.auto_choice:
         print(f"--quant auto chose {result.auto_choice}", file=out)
     if verified and result.reports:

@@ -40,6 +40,7 @@ class ExportResult:
     files: list = field(default_factory=list)       # ExportedFile
     reports: list = field(default_factory=list)     # VerifyReport
     modelfile: Optional[Path] = None
+    model_name: str = ""  # the name in the Modelfile's `ollama create` line
     auto_choice: Optional[str] = None
     advisor_text: str = ""
     modelfile_problems: list = field(default_factory=list)
@@ -59,9 +60,10 @@ class GgufExporter:
         from exporters.safe_write import ensure_writable_dir
 
         self.model_dir = Path(model_dir)
-        self.out_dir = ensure_writable_dir(Path(out_dir))
         self.progress = progress or ExportProgress(bar=False)
+        # the model is checked (architecture, tokenizer, weights) before any folder is created for it
         self.converter = GgufConverter(self.model_dir, pre_tokenizer, metadata)
+        self.out_dir = ensure_writable_dir(Path(out_dir))
         self.model_name = model_name or _ollama_name(self.out_dir.name if self.out_dir.name != "exports"
                                                      else self.out_dir.parent.name)
         self._ref = None
@@ -199,6 +201,7 @@ class GgufExporter:
             result.reports = [known[f.type] for f in result.files]
         if modelfile and result.files:
             result.modelfile, result.modelfile_problems = self._write_modelfile(result.files[0])
+            result.model_name = self.model_name
         if verify:
             extra = {"model_dir": str(self.model_dir), "reference_dtype": self.reference().dtype,
                      "modelfile": {"file": str(result.modelfile) if result.modelfile else None,
@@ -230,6 +233,10 @@ class GgufExporter:
         choice, trials = advisor.choose_quant(measure, max_kl, min_top1)
         result.advisor_text = advisor.format_trials(trials, max_kl, min_top1)
         self.progress.message(result.advisor_text + f"\n  -> {choice}")
+        if not any(t.within for t in trials):
+            self.progress.warning(f"--quant auto: no candidate was within the bounds (mean KL <= {max_kl}, top-1 >= "
+                                  f"{min_top1:.0%}); kept {choice}, the closest",
+                                  "export f16 for an exact copy, or relax --max-kl/--min-top1")
         for q in list(produced):  # drop the candidates nobody asked for
             if q in reports and q != choice and q not in fixed and q != src_type:
                 produced.pop(q).path.unlink(missing_ok=True)

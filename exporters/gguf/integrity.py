@@ -100,8 +100,8 @@ def check_gguf(path: Path) -> dict:
         raise
     except (EOFError, ValueError, KeyError, UnicodeDecodeError, struct.error) as e:
         raise DamagedGguf(f"'{path}' is not a complete GGUF file (its header is cut short or damaged: "
-                          f"{type(e).__name__} {e}). Export it again.") from None
+                          f"{type(e).__name__} {e}). Export or download it again.") from None
     if data_start + end > size:
         raise DamagedGguf(f"'{path}' is truncated: its tensors need {data_start + end} bytes, the file has {size}. "
-                          f"Export it again.")
+                          f"Export or download it again.")
     return {"version": version, "tensors": n_tensors, "bytes": size, "architecture": arch}

@@ -40,9 +40,17 @@ def extra_buffers_safe() -> bool:
 
 
 def load_llama(path: Path | str, **kwargs):
-    """`llama_cpp.Llama(str(path), **kwargs)`, without the AMX kernels that crash (see module doc)."""
+    """`llama_cpp.Llama(str(path), **kwargs)`, without the AMX kernels that crash (see module doc).
+
+    The file is checked first (exporters.gguf.integrity): a truncated or foreign file gets a
+    message naming it instead of llama.cpp's bare "Failed to load model".
+    """
     import llama_cpp.llama_cpp as capi
     from llama_cpp import Llama
+
+    from exporters.gguf.integrity import check_gguf
+
+    check_gguf(Path(path))
 
     if extra_buffers_safe():
         return Llama(str(path), **kwargs)

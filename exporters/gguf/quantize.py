@@ -87,6 +87,35 @@ def captured_stderr():
         captured.path.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Ctrl-C / SIGTERM during llama.cpp's quantizer take effect when it returns.
+
+    The quantizer is one C call that logs through a Python callback; an interrupt raised inside
+    that callback is swallowed by ctypes, so the export used to finish as if nothing happened.
+    Here the signal is noted, and KeyboardInterrupt is raised once the call is back in Python,
+    where the temp-file cleanup runs.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    old = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in old:
+        signal.signal(sig, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    if caught:
+        print("interrupted: the quantizer has returned, cleaning up", file=sys.stderr)
+        raise KeyboardInterrupt
+
+
 def quantize_gguf(src: Path, dst: Path, quant: str, threads: int = 0) -> None:
     """Quantise an f32/f16/bf16 GGUF `src` into `dst` (written under a temp name, renamed when complete)."""
     from exporters.gguf.integrity import check_gguf
@@ -100,7 +129,7 @@ def quantize_gguf(src: Path, dst: Path, quant: str, threads: int = 0) -> None:
     params.nthread = threads or max(1, (os.cpu_count() or 2))
     params.allow_requantize = False
     with atomic_path(Path(dst)) as tmp:
-        with captured_stderr() as log:
+        with captured_stderr() as log, interrupts_deferred():
             rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
         if rc != 0 or not tmp.is_file():
             tail = "\n".join(log.text().strip().splitlines()[-5:])

@@ -204,15 +204,19 @@ def llama3_rope_factors(rope: dict, head_dim: int):
     factor = float(rope.get("factor", 8.0))
     low, high = float(rope.get("low_freq_factor", 1.0)), float(rope.get("high_freq_factor", 4.0))
     old_ctx = float(rope.get("original_max_position_embeddings", 8192))
-    freqs = 1.0 / (base ** (np.arange(0, head_dim, 2, dtype=np.float32) / head_dim))
+    # float32 throughout, in the order torch evaluates llama.cpp's converter (`a / t` is t.reciprocal() * a
+    # there), so the factors match its file bit for bit
+    f32 = np.float32
+    exps = np.arange(0, head_dim, 2, dtype=np.float32) / f32(head_dim)
+    freqs = np.reciprocal(np.power(f32(base), exps, dtype=np.float32))
     out = []
-    for f in freqs.tolist():
-        wavelen = 2 * math.pi / f
+    for f in freqs:
+        wavelen = np.reciprocal(f) * f32(2 * math.pi)
         if wavelen < old_ctx / high:
             out.append(1.0)
         elif wavelen > old_ctx / low:
             out.append(factor)
         else:
-            smooth = (old_ctx / wavelen - low) / (high - low)
-            out.append(1.0 / ((1 - smooth) / factor + smooth))
+            smooth = (np.reciprocal(wavelen) * f32(old_ctx) - f32(low)) / f32(high - low)
+            out.append(np.reciprocal((f32(1) - smooth) / f32(factor) + smooth))
     return np.array(out, dtype=np.float32)

@@ -142,8 +142,8 @@ def compare(ours: Path, ref: Path) -> list[str]:
 
 # arch -> tokenizer: SmolLM2's real one for the llama family, the fixtures' trained ones otherwise
 # (SentencePiece; byte-level BPE with Qwen2's split regex for qwen2/qwen3).
-CROSS = {"llama": "smollm2", "llama-spm": None, "gemma2": None, "gemma3": None, "phi3": None,
-         "qwen2": None, "qwen3": None}
+CROSS = {"llama": "smollm2", "llama3-rope": "smollm2", "llama-spm": None, "gemma2": None, "gemma3": None,
+         "phi3": None, "qwen2": None, "qwen3": None}
 # Families whose real tokenizers none of our offline models share: the reference's hash lookup is pinned
 # (see _PINNED_PRE) to the id llama.cpp gives the real one, and ours must choose that id by itself.
 PINNED_PRE = {"qwen2": "qwen2", "qwen3": "qwen2"}
@@ -158,13 +158,14 @@ def cross_models(tiny_models, bundled_model_dir, tmp_path_factory):  # noqa: F81
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("outtype", ["f32", "f16"])
 @pytest.mark.parametrize("arch", list(CROSS))
-def test_tiny_models_match_llama_cpp_converter(arch, cross_models, reference, tmp_path):
+def test_tiny_models_match_llama_cpp_converter(arch, outtype, cross_models, reference, tmp_path):
     from exporters.gguf.convert import convert_hf_to_gguf
 
     model = cross_models[arch]
-    ours = convert_hf_to_gguf(model, tmp_path / "ours.gguf", "f32").path
-    ref = reference(model, tmp_path / "ref.gguf", "f32", PINNED_PRE.get(arch))
+    ours = convert_hf_to_gguf(model, tmp_path / "ours.gguf", outtype).path
+    ref = reference(model, tmp_path / "ref.gguf", outtype, PINNED_PRE.get(arch))
     assert compare(ours, ref) == []
     if arch in PINNED_PRE:
         assert read_gguf(ours)[1]["tokenizer.ggml.pre"] == PINNED_PRE[arch]

@@ -1,8 +1,7 @@
 """SmolLM2-135M end to end from a fine-tuned run folder, through the real CLI, into llama.cpp.
 
-The "fine-tune" is a LoRA adapter with small random B matrices (training itself is tested
-elsewhere); the run folder has what `engine train` + `engine merge` leave: config.yaml,
-adapter/ and merged/.
+The run is real: `SftRecipe` (what `engine train` runs) takes a few LoRA steps on the sample data
+and leaves config.yaml and adapter/; the export merges it on demand.
 """
 
 from __future__ import annotations
@@ -20,29 +19,17 @@ llama_cpp = pytest.importorskip("llama_cpp")
 
 @pytest.fixture(scope="module")
 def smol_run(bundled_model_dir, tmp_path_factory):
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from engine.config import load_config, save_config
+    from engine.config import load_config
+    from engine.events import EventSink
+    from engine.train.recipe import SftRecipe
 
     run = tmp_path_factory.mktemp("runs") / "quillon-smol"
-    run.mkdir()
-    save_config(load_config(None, ["model=smollm2-135m-instruct", "method=lora", f"output_dir={run}"]),
-                run / "config.yaml")
-    tok = AutoTokenizer.from_pretrained(str(bundled_model_dir))
-    base = AutoModelForCausalLM.from_pretrained(str(bundled_model_dir), dtype=torch.float32)
-    model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", lora_dropout=0.0))
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0.0, 0.002)
-    model.save_pretrained(str(run / "adapter"))
-    tok.save_pretrained(str(run / "adapter"))
-    merged = model.merge_and_unload()
-    merged.save_pretrained(str(run / "merged"))
-    tok.save_pretrained(str(run / "merged"))
+    cfg = load_config(None, ["model=smollm2-135m-instruct", f"data={REPO / 'assets/datasets/quillon_facts.jsonl'}",
+                             f"output_dir={run}", "method=lora", "lora.r=8", "max_steps=3", "batch_size=4",
+                             "max_len=96", "lr=1e-3", "train.backend=hf"])
+    recipe = SftRecipe(cfg, EventSink())
+    recipe.setup(None)
+    assert recipe.train()["status"] == "completed"
     return run
 
 
@@ -58,8 +45,9 @@ def test_run_folder_to_verified_gguf_and_chat(smol_run):
 
     exports = smol_run / "exports"
     names = sorted(p.name for p in exports.iterdir())
-    assert names == ["Modelfile", "adapter-f16.gguf", "base-f16.gguf", "model-f16.gguf", "model-q8_0.gguf",
-                     "verify.json"], names
+    assert names == [".base-f16.gguf.source.json", "Modelfile", "adapter-f16.gguf", "base-f16.gguf", "model-f16.gguf",
+                     "model-q8_0.gguf", "verify.json"], names  # the stamp: which base base-f16.gguf holds
+    assert (smol_run / "merged" / "config.json").is_file()  # merged on demand by the export
     report = json.loads((exports / "verify.json").read_text())
     for name in ("model-q8_0.gguf", "model-f16.gguf"):
         r = report["files"][name]

@@ -167,6 +167,74 @@ def test_truncated_gguf_is_detected(tiny_model_dir, tmp_path):
     assert not any(p.name.endswith(".partial") for p in tmp_path.iterdir())
 
 
+def test_truncated_gguf_as_input_is_named_everywhere(tiny_model_dir, tmp_path, monkeypatch):
+    """A cut-short .gguf given to chat, to llama.cpp's loader or as a model source: the same clear message."""
+    from engine.chat import ChatSession
+    from engine.models.gguf_import import materialise_gguf
+    from exporters.gguf.convert import convert_hf_to_gguf
+    from exporters.gguf.llama_runtime import load_llama
+
+    monkeypatch.setenv("EDGETUNE_HOME", str(tmp_path / "home"))
+    path = convert_hf_to_gguf(tiny_model_dir, tmp_path / "m.gguf", "f16").path
+    bad = tmp_path / "cut.gguf"
+    bad.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    for attempt in (lambda: ChatSession(str(bad)), lambda: load_llama(bad), lambda: materialise_gguf(bad)):
+        with pytest.raises(EdgetuneError, match=r"cut.gguf' is truncated.*Export or download it again"):
+            attempt()
+    assert not (tmp_path / "home").exists() or not any((tmp_path / "home").rglob("*.safetensors"))
+
+
+def test_disk_filling_up_mid_write_is_a_clear_error(tmp_path, monkeypatch):
+    """numpy's short write carries no errno ('N requested and M written'): still named a full disk."""
+    import shutil as sh
+
+    from exporters.safe_write import atomic_path
+
+    monkeypatch.setattr(sh, "disk_usage", lambda p: type("U", (), {"free": 4096})())
+    final = tmp_path / "model.gguf"
+    with pytest.raises(EdgetuneError, match=r"disk filled up while writing .*model.gguf"):
+        with atomic_path(final) as tmp:
+            tmp.write_bytes(b"half")
+            raise OSError("884736 requested and 482224 written")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupt_during_the_quantizer_is_raised_when_it_returns():
+    """Ctrl-C / SIGTERM while llama.cpp quantises (a C call whose Python log callback swallows exceptions)."""
+    import os
+    import signal
+
+    from exporters.gguf.quantize import interrupts_deferred
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives "inside the C call"
+            reached_the_end = True
+    assert reached_the_end and signal.getsignal(signal.SIGTERM) is before
+
+
+def test_unsupported_architecture_creates_no_folder(tmp_path):
+    import json
+
+    from exporters.gguf.exporter import GgufExporter
+
+    src = tmp_path / "gpt2"
+    src.mkdir()
+    (src / "config.json").write_text(json.dumps({"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"}))
+    with pytest.raises(EdgetuneError, match="GPT2LMHeadModel"):
+        GgufExporter(src, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_adapter_flag_on_a_plain_model_fails_before_exporting(tiny_model_dir, tmp_path, capsys):
+    from engine.cli.main import main
+
+    assert main(["export", "gguf", str(tiny_model_dir), "--adapter", "--out", str(tmp_path / "out")]) == 2
+    assert "--adapter needs a run folder" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_missing_tokenizer_and_quantised_checkpoint_are_refused(tiny_model_dir, tmp_path):
     from exporters.gguf.convert import GgufConverter
 

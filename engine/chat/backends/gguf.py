@@ -31,6 +31,8 @@ class GgufChatBackend:
                        "Close other programs, or export a smaller type (engine export gguf RUN --quant q4_k_m).")
         try:
             self.llm = load_llama(path, n_ctx=n_ctx, verbose=False, logits_all=False)
+        except EdgetuneError:  # a truncated or foreign file, named as such
+            raise
         except Exception as e:
             raise EdgetuneError(f"llama.cpp could not load '{ref}' ({e}). Is it a complete GGUF of a supported architecture, and is there enough memory?") from None
         meta = self.llm.metadata
