@@ -82,7 +82,10 @@ def load_base(cfg, model_dir, choice: DeviceChoice):
     # Adapter methods keep the frozen base in the compute dtype; methods that train the
     # base weights keep fp32 master weights (bf16 AdamW updates lose small steps).
     dtype = choice.dtype if cfg.method in ("lora", "qlora", "dora") else torch.float32
-    kwargs = dict(dtype=dtype, trust_remote_code=cfg.model.trust_remote_code, attn_implementation="sdpa")
+    from engine.train.cpu_attention import attention_for
+
+    attn = attention_for(choice.device, choice.dtype_name if dtype != torch.float32 else "fp32")
+    kwargs = dict(dtype=dtype, trust_remote_code=cfg.model.trust_remote_code, attn_implementation=attn)
     if bnb is not None:
         kwargs["quantization_config"] = bnb
         kwargs["device_map"] = {"": choice.device if choice.device != "cuda" else 0}
