@@ -32,13 +32,21 @@ GGUF_QUANTS = ("q4_k_m", "q8_0")
 PROMPT = [{"role": "user", "content": "Tell me a short story about a lantern that never goes out."}]
 
 
-def ensure_exports(source: str) -> dict[str, Path]:
-    """name -> model path (ONNX folder or .gguf file), building what is missing."""
+def ensure_exports(source: str, rebuild: bool = False) -> dict[str, Path]:
+    """name -> model path (ONNX folder or .gguf file), building what is missing (everything with `rebuild`)."""
     from engine.runs import exports_dir_for
 
     exports = Path(exports_dir_for(source))
     onnx_dir = exports / "onnx-int4"
-    if not (onnx_dir / "genai_config.json").is_file():
+    if rebuild:
+        for q in GGUF_QUANTS:
+            (exports / f"model-{q}.gguf").unlink(missing_ok=True)
+    else:
+        kept = [onnx_dir] if (onnx_dir / "genai_config.json").is_file() else []
+        kept += [exports / f"model-{q}.gguf" for q in GGUF_QUANTS if (exports / f"model-{q}.gguf").is_file()]
+        for path in kept:
+            print(f"reusing {path} (--rebuild to export it again)", file=sys.stderr)
+    if rebuild or not (onnx_dir / "genai_config.json").is_file():
         subprocess.run([sys.executable, "-m", "engine", "export", "onnx", source, "--precision", "int4",
                         "--no-verify", "--no-speed"], check=True, cwd=REPO)
     missing = [q for q in GGUF_QUANTS if not (exports / f"model-{q}.gguf").is_file()]
@@ -101,13 +109,14 @@ def main() -> int:
                     help="CPU threads for both engines (default: all). On a shared, busy machine use 1: llama.cpp's "
                          "OpenMP threads spin-wait and collapse when the cores are oversubscribed.")
     ap.add_argument("--json", default=None, help="Also write the results here.")
+    ap.add_argument("--rebuild", action="store_true", help="Export again instead of reusing the source's exports.")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     from engine.models.loading import tokenizer_from_dir
     from engine.runs import model_dir_for
 
-    paths = ensure_exports(args.source)
+    paths = ensure_exports(args.source, args.rebuild)
     tok = tokenizer_from_dir(model_dir_for(args.source))
     prompt_ids = tok.apply_chat_template(PROMPT, tokenize=True, add_generation_prompt=True, return_dict=False)
     prompt_ids = list(prompt_ids["input_ids"] if isinstance(prompt_ids, dict) else prompt_ids)

@@ -36,8 +36,12 @@ def test_tiny_model_converts_loads_and_matches_hf(arch, tiny_models, converted):
     tied = json.loads((tiny_models[arch] / "config.json").read_text()).get("tie_word_embeddings")
     with safe_open(str(tiny_models[arch] / "model.safetensors"), framework="pt") as f:
         hf_names = [k for k in f.keys() if not (tied and k == "lm_head.weight")]
+        hf_sizes = sorted(f.get_slice(k).get_shape() for k in hf_names)
     extra = {"rope_freqs.weight"} if arch == "llama3-rope" else set()
     assert len(names) == len(hf_names) + len(extra)  # every HF tensor mapped, nothing dropped
+    # ... each with its HF tensor's shape (GGUF lists dimensions innermost first)
+    ours = sorted([int(x) for x in reversed(t.shape)] for t in reader.tensors if t.name not in extra)
+    assert ours == [list(shape) for shape in hf_sizes]
     assert "token_embd.weight" in names and "blk.1.ffn_down.weight" in names
     emb = next(t for t in reader.tensors if t.name == "token_embd.weight")
     assert [int(x) for x in emb.shape] == [64, int(reader.fields[f"{result.architecture}.vocab_size"].parts[-1][0])]
