@@ -13,8 +13,9 @@ edgetune picks its own compute dtype (fp32 on a CPU without native bf16) unless
 `--edgetune-dtype` sets it, for a same-dtype comparison.
 
 Each variant runs in its own process (so peak RSS is its own). Throughput is trained
-(non-padding) tokens per second over the steps after the first (warm-up). Printed: the
-median of the runs and the ratio edgetune / plain.
+(non-padding) tokens per second over the steps after the first (warm-up), both timed by the
+same callback from the start to the end of each optimizer step. Printed: the median of the
+runs and the ratio edgetune / plain.
 """
 
 from __future__ import annotations
@@ -41,12 +42,35 @@ def _records():
     return tok, tokenise(load_examples(str(DATA)).examples, tok, 256).records
 
 
+def StepTimer():
+    """A Trainer callback timing each optimizer step (on_step_begin -> on_step_end), the same for both variants.
+
+    `tokens` holds the Trainer's num_input_tokens_seen per step (used for edgetune; the plain script
+    counts its collator's attention masks, the same non-padding tokens).
+    """
+    from transformers import TrainerCallback
+
+    class _StepTimer(TrainerCallback):
+        def __init__(self):
+            self.times, self.tokens, self.seen = [], [], 0
+
+        def on_step_begin(self, args, state, control, **kw):
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            self.times.append(time.perf_counter() - self.t0)
+            self.tokens.append(state.num_input_tokens_seen - self.seen)
+            self.seen = state.num_input_tokens_seen
+
+    return _StepTimer()
+
+
 def run_plain(steps: int, dtype: str) -> dict:
     """What the transformers + peft docs show, with a timing callback."""
     import torch
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
+    from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
     from engine.models import resolve_model
 
@@ -56,14 +80,8 @@ def run_plain(steps: int, dtype: str) -> dict:
     model = AutoModelForCausalLM.from_pretrained(str(resolve_model("smollm2-135m-instruct").path),
                                                  dtype={"bf16": torch.bfloat16, "fp32": torch.float32}[dtype])
     model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
-    times, tokens = [], []
-
-    class Timer(TrainerCallback):
-        def on_step_begin(self, args, state, control, **kw):
-            self.t = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kw):
-            times.append(time.perf_counter() - self.t)
+    timer = StepTimer()
+    tokens = []
 
     collator = DataCollatorForSeq2Seq(tok, padding=True)
     orig = collator.__call__
@@ -76,12 +94,12 @@ def run_plain(steps: int, dtype: str) -> dict:
     args = TrainingArguments(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=8, learning_rate=1e-3,
                              max_steps=steps, logging_steps=1, report_to=[], save_strategy="no", use_cpu=True,
                              disable_tqdm=True, seed=42)
-    Trainer(model=model, args=args, train_dataset=ds, data_collator=counting, callbacks=[Timer()]).train()
-    return {"tokens_per_s": sum(tokens[1:steps]) / sum(times[1:]), "steps": len(times)}
+    Trainer(model=model, args=args, train_dataset=ds, data_collator=counting, callbacks=[timer]).train()
+    return {"tokens_per_s": sum(tokens[1:steps]) / sum(timer.times[1:]), "steps": len(timer.times)}
 
 
 def run_edgetune(steps: int, dtype: str) -> dict:
-    """`engine train` on the quickstart preset with the same batch and LoRA, reading its step events."""
+    """`engine train` on the quickstart preset with the same batch and LoRA, timed by the same step callback."""
     from engine.config import load_config
     from engine.events import EventSink
     from engine.train.recipe import SftRecipe
@@ -90,14 +108,20 @@ def run_edgetune(steps: int, dtype: str) -> dict:
     cfg = load_config(REPO / "assets/presets/cpu_quickstart.yaml",
                       [f"output_dir={out}", f"max_steps={steps}", "batch_size=8", "lora.dropout=0.0",
                        "train.save_steps=100000", f"data={DATA}", f"quant.compute_dtype={dtype}"])
-    events = []
-    recipe = SftRecipe(cfg, EventSink(listeners=[events.append]))
+    timer = StepTimer()
+    recipe = SftRecipe(cfg, EventSink())
     recipe.setup(None)
+    make_trainer = recipe._trainer
+
+    def timed_trainer(*args, **kwargs):
+        trainer = make_trainer(*args, **kwargs)
+        trainer.add_callback(timer)
+        return trainer
+
+    recipe._trainer = timed_trainer
     recipe.train()
-    steps_ev = [e for e in events if e["type"] == "step"]
-    # tokens/s per step event covers exactly one step (logging_steps=1); skip the warm-up step.
-    tps = [e["tokens_per_s"] for e in steps_ev[1:]]
-    return {"tokens_per_s": len(tps) / sum(1 / t for t in tps), "steps": len(steps_ev)}
+    # trained tokens per step from the Trainer's own count (non-padding, see SftRecipe), skip the warm-up step
+    return {"tokens_per_s": sum(timer.tokens[1:]) / sum(timer.times[1:]), "steps": len(timer.times)}
 
 
 def child(variant: str, steps: int, dtype: str) -> None:
@@ -144,6 +168,11 @@ def main() -> None:
     print(f"plain     median {med['plain']:8.1f} trained tok/s   peak RSS {rss['plain']:.2f} GB")
     print(f"edgetune  median {med['edgetune']:8.1f} trained tok/s   peak RSS {rss['edgetune']:.2f} GB")
     print(f"ratio     {med['edgetune'] / med['plain']:.2f}x tokens/s   {rss['edgetune'] / rss['plain']:.2f}x peak RSS")
+    # each round runs the two back to back: the median of the per-round ratios is the steadier figure on a
+    # machine whose speed drifts (a shared VM), since a slow spell hits both halves of a round alike
+    paired = [e["tokens_per_s"] / p["tokens_per_s"] for p, e in zip(results["plain"], results["edgetune"])]
+    print(f"paired    {statistics.median(paired):.2f}x tokens/s (median of the per-round ratios "
+          f"{', '.join(f'{r:.2f}' for r in paired)})")
 
 
 if __name__ == "__main__":

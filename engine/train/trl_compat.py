@@ -25,19 +25,24 @@ class TorchLogProb:
         logits = hidden @ weight.to(hidden.dtype).t()
         if bias is not None:
             logits = logits + bias.to(logits.dtype)
-        logits = logits.float() * logit_scale
+        logits = logits.float()
+        # each of these is a full pass over [answer tokens, vocab] (49k wide): skipped when it is the identity
+        if logit_scale != 1.0:
+            logits = logits * logit_scale
         if final_logit_softcapping is not None:
             logits = final_logit_softcapping * torch.tanh(logits / final_logit_softcapping)
-        logits = logits / temperature
+        if temperature != 1.0:
+            logits = logits / temperature
         logz = torch.logsumexp(logits, dim=-1)
         log_probs = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - logz
         extra = {}
         with torch.no_grad():  # metrics only
             if "entropy" in outputs or "log_sum_sq_probs" in outputs:
                 lp = logits - logz.unsqueeze(-1)
-                p = lp.exp()
-                extra["entropy"] = -(p * lp).sum(-1)
-                extra["log_sum_sq_probs"] = torch.logsumexp(2 * lp, dim=-1)
+                if "entropy" in outputs:
+                    extra["entropy"] = -(lp.exp() * lp).sum(-1)
+                if "log_sum_sq_probs" in outputs:
+                    extra["log_sum_sq_probs"] = torch.logsumexp(2 * lp, dim=-1)
             if "mean_logits" in outputs:
                 extra["mean_logits"] = logits.mean(-1)
             if "is_top1" in outputs:

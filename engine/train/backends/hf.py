@@ -17,5 +17,9 @@ class HfBackend:
         from engine.train.model_setup import attach_trainable, load_base
 
         tokenizer = tokenizer_from_dir(model_dir, cfg.model.chat_template, trust_remote_code=cfg.model.trust_remote_code)
-        model = load_base(cfg, model_dir, choice)
-        return attach_trainable(model, cfg, gradient_checkpointing), tokenizer
+        model = attach_trainable(load_base(cfg, model_dir, choice), cfg, gradient_checkpointing)
+        if cfg.method in ("lora", "qlora") and choice.dtype_name in ("bf16", "fp16"):  # the trainer autocasts
+            from engine.train.model_setup import skip_adapter_input_casts
+
+            skip_adapter_input_casts(model)
+        return model, tokenizer
