@@ -43,9 +43,12 @@ def materialise_gguf(gguf: Path, cache_name: Optional[str] = None) -> Path:
     target = cache_dir() / "models" / f"{name}-{_fingerprint(gguf)}"
     if (target / MARKER).is_file():
         return target
-    from exporters.gguf.integrity import check_gguf
+    from exporters.gguf.integrity import DamagedGguf, check_gguf
 
-    check_gguf(gguf)  # a cut-short file: say so, instead of a numpy reshape error from deep inside transformers
+    try:
+        check_gguf(gguf)  # a cut-short file: say so, instead of a numpy reshape error from deep inside transformers
+    except DamagedGguf as e:
+        raise ModelSourceError(str(e)) from None
     tmp = target.with_name(target.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

@@ -33,7 +33,7 @@ def test_missing_gguf_file():
 def test_corrupt_gguf_is_explained(tmp_path):
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"not a gguf at all")
-    with pytest.raises(ModelSourceError, match="Could not read"):
+    with pytest.raises(ModelSourceError, match="bad.gguf' is not a GGUF file"):
         resolve_model(str(bad))
     assert not list((tmp_path).glob("*.partial"))
 
