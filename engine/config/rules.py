@@ -64,12 +64,9 @@ def positive_sizes(cfg) -> Optional[str]:
             return f"{key} must be a positive integer (got {value})."
     if cfg.optim.batch_size != "auto" and cfg.optim.batch_size <= 0:
         return f"optim.batch_size must be a positive integer or 'auto' (got {cfg.optim.batch_size})."
-    from engine.data.render import MIN_MAX_LEN
+    from engine.data.render import max_len_problem
 
-    if cfg.sequence.max_len < MIN_MAX_LEN:
-        return (f"sequence.max_len={cfg.sequence.max_len} is too short to hold a prompt and an answer; use at least "
-                f"{MIN_MAX_LEN} (128 or more is usual).")
-    return None
+    return max_len_problem(cfg.sequence.max_len)
 
 
 @rule

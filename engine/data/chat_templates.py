@@ -42,6 +42,10 @@ BUILTIN_TEMPLATES = {
     ),
 }
 
+# The template an export carries for a model with none of its own: a GGUF or ONNX file must carry
+# one (Ollama, LM Studio and on-device apps render prompts with it).
+EXPORT_FALLBACK = "plain"
+
 
 def template_choices() -> str:
     """The names for error messages and help text."""

@@ -11,7 +11,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from engine.data.dataset import load_examples, tokenise
-from engine.data.render import IGNORE, MIN_MAX_LEN
+from engine.data.render import IGNORE, max_len_problem
 from engine.errors import DataError
 
 
@@ -71,9 +71,9 @@ def inspect_data(path: str, tokenizer, max_len: int = 1024, format: str = "auto"
     The tokenizer is used as training will use it: with its chat template, or the one chosen by
     model.chat_template (ensure_chat_template). Raises DataError when nothing is left to train on.
     """
-    if max_len < MIN_MAX_LEN:
-        raise DataError(f"max_len={max_len} is too short to hold a prompt and an answer; use at least {MIN_MAX_LEN} "
-                        f"(128 or more is usual).")
+    problem = max_len_problem(max_len, "max_len")
+    if problem:
+        raise DataError(problem)
     loaded = load_examples(path, format, columns, system_prompt, on_error)
     # Lengths without truncation show how much max_len would cut.
     full = tokenise(loaded.examples, tokenizer, 10**9, loss_on)

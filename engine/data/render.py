@@ -22,6 +22,14 @@ IGNORE = -100
 # Shortest sequence.max_len that can hold a prompt, an answer and its end-of-turn token.
 MIN_MAX_LEN = 16
 
+
+def max_len_problem(max_len: int, key: str = "sequence.max_len") -> Optional[str]:
+    """The message for a max_len too short to train on (None when it is long enough)."""
+    if max_len >= MIN_MAX_LEN:
+        return None
+    return (f"{key}={max_len} is too short to hold a prompt and an answer; use at least {MIN_MAX_LEN} "
+            f"(128 or more is usual).")
+
 # What carries loss in a chat record (data.loss_on): the assistant turns, or every token.
 LOSS_ON = ("assistant", "all")
 

@@ -315,13 +315,14 @@ def load_hf_tokenizer(model_dir: Path):
     """
     from transformers import AutoTokenizer
 
+    from engine.data.chat_templates import EXPORT_FALLBACK
     from engine.data.render import ensure_chat_template
 
     try:
         tok = AutoTokenizer.from_pretrained(str(model_dir))
     except Exception as e:
         raise EdgetuneError(f"Cannot load the tokenizer of '{model_dir}' ({type(e).__name__}: {e}).") from None
-    ensure_chat_template(tok, default="plain")  # a GGUF always carries a template: Ollama and chat need one
+    ensure_chat_template(tok, default=EXPORT_FALLBACK)  # a GGUF always carries a template: Ollama and chat need one
     return tok
 
 

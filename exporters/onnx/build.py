@@ -33,6 +33,7 @@ def stage_model(model_dir: Path, stage: Path) -> Path:
     - The tokenizer is saved through the engine's loader so the export carries the chat
       template training used (the built-in "plain" one for a model without any) and a pad token.
     """
+    from engine.data.chat_templates import EXPORT_FALLBACK
     from engine.models.loading import tokenizer_from_dir
 
     model_dir, stage = Path(model_dir), Path(stage)
@@ -52,7 +53,7 @@ def stage_model(model_dir: Path, stage: Path) -> Path:
                 (stage / f.name).symlink_to(f.resolve())
             except OSError:  # file systems without symlinks
                 shutil.copy2(f, stage / f.name)
-    tokenizer_from_dir(model_dir, default_template="plain").save_pretrained(str(stage))
+    tokenizer_from_dir(model_dir, default_template=EXPORT_FALLBACK).save_pretrained(str(stage))
     return stage
 
 

@@ -175,6 +175,7 @@ class OnnxExporter:
     def _write_reports(self, tmp, final, model_dir, arch, build_s, size_mb, verification, speed, genai_config) -> dict:
         import onnxruntime_genai
 
+        from engine.data.chat_templates import EXPORT_FALLBACK
         from engine.models.loading import tokenizer_from_dir
         from exporters.onnx.readme import prompt_pattern, write_readme
 
@@ -189,7 +190,7 @@ class OnnxExporter:
             "speed": speed,
         }
         (tmp / "export.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
-        write_readme(tmp, info, self.target, genai_config, prompt_pattern(tokenizer_from_dir(model_dir, default_template="plain")))
+        write_readme(tmp, info, self.target, genai_config, prompt_pattern(tokenizer_from_dir(model_dir, default_template=EXPORT_FALLBACK)))
         return info
 
     @staticmethod

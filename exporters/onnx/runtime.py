@@ -60,8 +60,12 @@ def min_kv_capacity(genai_config: dict) -> int:
     onnxruntime's GroupQueryAttention refuses a shared KV buffer smaller than that window, even
     for a prompt of a few tokens.
     """
-    window = (genai_config.get("model", {}).get("decoder", {}).get("sliding_window") or {}).get("window_size")
-    return int(window or 0)
+    return sliding_window_size(genai_config.get("model", {}).get("decoder", {}))
+
+
+def sliding_window_size(decoder: dict) -> int:
+    """The local attention window of genai_config.json's model.decoder section (0: no sliding window)."""
+    return int((decoder.get("sliding_window") or {}).get("window_size") or 0)
 
 
 def memory_needed_gb(folder: str | Path, tokens: int = 2048) -> float:
@@ -187,7 +191,7 @@ class OnnxChatModel:
             if seed is not None:
                 options["random_seed"] = int(seed)
         if min_new_tokens:
-            options["min_length"] = min(len(prompt_ids) + budget, len(prompt_ids) + min_new_tokens)
+            options["min_length"] = len(prompt_ids) + min(budget, min_new_tokens)
         params.set_search_options(**options)
         generator = og.Generator(self.model, params)
         stops = self.eos_ids | {int(i) for i in stop_ids}

@@ -108,6 +108,8 @@ def _feed(session, ids, genai_decoder: dict) -> dict:
     """Inputs for one no-cache forward pass, built from the graph's own input list."""
     import numpy as np
 
+    from exporters.onnx.runtime import sliding_window_size
+
     n = ids.shape[1]
     feed = {}
     for inp in session.get_inputs():
@@ -123,7 +125,7 @@ def _feed(session, ids, genai_decoder: dict) -> dict:
             # An empty cache, except that sliding-window layers (Gemma 2/3) insist on a buffer of at least
             # their window: zeros there, which the attention mask of this prompt never reaches.
             sliding = "sliding" in str(inp.shape[2])
-            capacity = int((genai_decoder.get("sliding_window") or {}).get("window_size", 0)) if sliding else 0
+            capacity = sliding_window_size(genai_decoder) if sliding else 0
             feed[name] = np.zeros((1, genai_decoder["num_key_value_heads"], capacity, genai_decoder["head_size"]),
                                   dtype=dtype)
         else:
@@ -246,6 +248,7 @@ def verify_export(folder: str | Path, hf_dir: str | Path, precision: str) -> dic
     import torch
     from transformers import AutoModelForCausalLM
 
+    from engine.data.chat_templates import EXPORT_FALLBACK
     from engine.models.loading import tokenizer_from_dir
     from exporters.onnx.runtime import OnnxChatModel
 
@@ -254,7 +257,7 @@ def verify_export(folder: str | Path, hf_dir: str | Path, precision: str) -> dic
     hf_logging.disable_progress_bar()  # its bars would interleave with the export's own lines
     folder = Path(folder)
     genai_config = json.loads((folder / "genai_config.json").read_text(encoding="utf-8"))
-    hf_tok = tokenizer_from_dir(hf_dir, default_template="plain")
+    hf_tok = tokenizer_from_dir(hf_dir, default_template=EXPORT_FALLBACK)
     hf_model = AutoModelForCausalLM.from_pretrained(str(hf_dir), dtype=torch.float32).eval()
     chat_model = OnnxChatModel(folder, provider="cpu")
     tokenizer = check_tokenizer(chat_model, hf_tok)

@@ -9,6 +9,7 @@ rendered and tokenised) and `stream(ids, params) -> iterator of text chunks`
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 from engine.errors import EdgetuneError
 
@@ -59,13 +60,13 @@ def require_memory(ref: str, need_gb: float, fix: str) -> None:
                             f"{have:.2f} GB available. {fix}")
 
 
-def require_template(ref: str, tokenizer) -> None:
+def require_template(ref: str, template: Optional[str], where: str = " (a base model?)") -> None:
     """A model without a chat template (a base model) needs one named: say which, instead of guessing."""
-    if getattr(tokenizer, "chat_template", None):
+    if template:
         return
     from engine.data.chat_templates import template_choices
 
-    raise EdgetuneError(f"'{ref}' has no chat template (a base model?). Pass one with --template NAME "
+    raise EdgetuneError(f"'{ref}' has no chat template{where}. Pass one with --template NAME "
                         f"({template_choices()}) or a Jinja file.")
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator, Optional
 
-from engine.chat.backends import register_backend, require_memory
+from engine.chat.backends import register_backend, require_memory, require_template
 from engine.chat.decoding import IncrementalText
 from engine.chat.template import render_prompt
-from engine.data.chat_templates import resolve_chat_template, template_choices
+from engine.data.chat_templates import resolve_chat_template
 from engine.errors import EdgetuneError
 
 
@@ -40,11 +40,7 @@ class GgufChatBackend:
             self.template = resolve_chat_template(template)
         else:
             self.template = meta.get("tokenizer.chat_template")
-        if not self.template:
-            raise EdgetuneError(
-                f"'{ref}' has no chat template in its metadata. Pass one with --template NAME "
-                f"({template_choices()}) or a Jinja file."
-            )
+        require_template(ref, self.template, " in its metadata")
         self.bos_token = self._token_text(meta.get("tokenizer.ggml.bos_token_id"))
         self.eos_token = self._token_text(meta.get("tokenizer.ggml.eos_token_id"))
         stops = {self.llm.token_eos()}

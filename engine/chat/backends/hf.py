@@ -58,7 +58,7 @@ class HfChatBackend:
                        "Close other programs, or chat with a GGUF export of it (engine export gguf RUN --quant q4_k_m), "
                        "which needs a fraction of the memory.")
         self.tokenizer = tokenizer_from_dir(tok_dir, template)
-        require_template(ref, self.tokenizer)
+        require_template(ref, self.tokenizer.chat_template)
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
         if adapter is not None:

@@ -50,7 +50,7 @@ class OnnxChatBackend:
         # tokens' text, so the prompt is rendered exactly as the hf and gguf backends render it.
         # It is then tokenised by onnxruntime-genai's own tokenizer, i.e. what the graph really sees.
         self.hf_tok = tokenizer_from_dir(folder, template)
-        require_template(ref, self.hf_tok)
+        require_template(ref, self.hf_tok.chat_template)
         self.template = self.hf_tok.chat_template
         self.stop_ids = set(self.model.eos_ids) | ({self.hf_tok.eos_token_id} - {None})
         self.label = f"onnx:{folder.name}"
