@@ -102,14 +102,14 @@ def run_edgetune(steps: int, dtype: str) -> dict:
     """`engine train` on the quickstart preset with the same batch and LoRA, timed by the same step callback."""
     from engine.config import load_config
     from engine.events import EventSink
-    from engine.train.recipe import SftRecipe
+    from engine.train.run import make_recipe
 
     out = Path(tempfile.mkdtemp()) / "run"
     cfg = load_config(REPO / "assets/presets/cpu_quickstart.yaml",
                       [f"output_dir={out}", f"max_steps={steps}", "batch_size=8", "lora.dropout=0.0",
                        "train.save_steps=100000", f"data={DATA}", f"quant.compute_dtype={dtype}"])
     timer = StepTimer()
-    recipe = SftRecipe(cfg, EventSink())
+    recipe = make_recipe(cfg, EventSink())
     recipe.setup(None)
     make_trainer = recipe._trainer
 
@@ -120,7 +120,7 @@ def run_edgetune(steps: int, dtype: str) -> dict:
 
     recipe._trainer = timed_trainer
     recipe.train()
-    # trained tokens per step from the Trainer's own count (non-padding, see SftRecipe), skip the warm-up step
+    # trained tokens per step from the Trainer's own count (non-padding, see engine/train/recipes/sft.py), skip the warm-up step
     return {"tokens_per_s": sum(timer.tokens[1:]) / sum(timer.times[1:]), "steps": len(timer.times)}
 
 

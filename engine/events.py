@@ -24,7 +24,8 @@ SCHEMA_VERSION = 1
 
 # type -> required fields (beyond v/type/time), with what they mean.
 SCHEMA: dict[str, dict[str, str]] = {
-    "run_started": {"run_dir": "run folder", "config": "resolved config (nested dict)",
+    "run_started": {"run_dir": "run folder", "stage": "training stage (sft, dpo, orpo, simpo, kto, rm)",
+                    "config": "resolved config (nested dict)",
                     "backend": "training backend in use", "backend_reason": "why auto chose it",
                     "device": "cpu/cuda/mps", "dtype": "compute dtype", "trainable_params": "trainable parameter count",
                     "total_params": "all parameters", "train_records": "training sequences",
@@ -36,6 +37,7 @@ SCHEMA: dict[str, dict[str, str]] = {
              "loss": "mean train loss since the last step event", "lr": "learning rate",
              "grad_norm": "gradient norm before clipping (null if unknown)",
              "tokens_per_s": "trained (non-padding) tokens per second", "peak_memory_gb": "peak memory so far (GB)"},
+    # optional on `step`: "metrics", the stage's own numbers (see OPTIONAL)
     "eval": {"step": "optimizer step", "loss": "mean loss on the eval split", "perplexity": "exp(loss)"},
     "checkpoint": {"step": "optimizer step", "path": "checkpoint folder", "best": "whether it is the best so far"},
     "oom": {"step": "step where memory ran out", "batch_size": "new micro-batch size",
@@ -47,6 +49,15 @@ SCHEMA: dict[str, dict[str, str]] = {
     "run_finished": {"status": "completed/stopped/interrupted/failed", "step": "last optimizer step",
                      "paths": "dict of output paths (adapter, best_checkpoint, run_dir, ...)",
                      "metrics": "dict of final metrics (train_loss, eval_loss, seconds, tokens_per_s, ...)"},
+}
+
+
+# Optional fields: present when they apply, readers must tolerate them missing.
+OPTIONAL: dict[str, dict[str, str]] = {
+    "step": {"metrics": "the stage's own metrics, a dict of floats: dpo/orpo/simpo reward_chosen, reward_rejected, "
+                        "reward_margin, reward_accuracy (orpo also log_odds_ratio); kto reward_chosen, "
+                        "reward_rejected, reward_margin, kl; rm accuracy, margin. Rewards are the implicit rewards "
+                        "of the trained answers on the batch (rm: the score head's)."},
 }
 
 

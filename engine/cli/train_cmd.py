@@ -7,8 +7,9 @@ import sys
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "train", help="Fine-tune a model (LoRA/QLoRA/DoRA/full/freeze) and write a run folder.",
-        description="Fine-tune a model. Example: engine train assets/presets/cpu_quickstart.yaml lr=1e-3 epochs=12",
+        "train", help="Fine-tune a model (SFT, DPO/ORPO/SimPO/KTO alignment, reward model; LoRA/QLoRA/DoRA/full/freeze) and write a run folder.",
+        description="Fine-tune a model. Example: engine train assets/presets/cpu_quickstart.yaml lr=1e-3 epochs=12; "
+                    "align it: engine train assets/presets/cpu_dpo.yaml (stage=dpo, starting from the SFT run).",
     )
     p.add_argument("config", nargs="?", help="YAML run config (e.g. assets/presets/cpu_quickstart.yaml). "
                    "Optional with --resume RUN_DIR, which reuses the run's config.yaml.")
@@ -43,7 +44,8 @@ def run(args) -> int:
         raise EdgetuneError("engine train needs a config: e.g. engine train assets/presets/cpu_quickstart.yaml")
     cfg = load_config(config, overrides)
 
-    from engine.train.recipe import RunFailed, SftRecipe
+    from engine.train.recipes.base import RunFailed
+    from engine.train.run import run_training
 
     streams = open_events_target(args.events)
     sink = EventSink(streams)
@@ -53,14 +55,8 @@ def run(args) -> int:
     run_dir = Path(cfg.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     sink.add_file(run_dir / "events.jsonl")
-    recipe = SftRecipe(cfg, sink, progress=show)
     try:
-        try:
-            recipe.setup(resume)
-        except EdgetuneError as e:
-            sink.emit("error", kind="config", message=str(e), hint="fix the setting named above")
-            raise
-        result = recipe.train()
+        result, _ = run_training(cfg, sink, resume, progress=show)
     except RunFailed as e:
         raise EdgetuneError(str(e)) from None
     finally:
@@ -96,13 +92,14 @@ def _printer(progress_bar: bool):
     def show(event: dict) -> None:
         t = event["type"]
         if t == "run_started":
-            print(f"run {event['run_dir']}: {event['config']['method']} on {event['device']} ({event['dtype']}), "
+            print(f"run {event['run_dir']}: stage {event.get('stage', 'sft')}, {event['config']['method']} on {event['device']} ({event['dtype']}), "
                   f"backend {event['backend']} [{event['backend_reason']}], {event['trainable_params']:,} trainable of "
                   f"{event['total_params']:,} params, {event['train_records']} train / {event['eval_records']} eval "
                   f"sequences, {event['total_steps']} steps", file=sys.stderr)
         elif t == "step" and not progress_bar:
+            extra = "".join(f"  {k} {v:.4g}" for k, v in (event.get("metrics") or {}).items())
             print(f"step {event['step']}/{event['total_steps']}  loss {event['loss']:.4f}  lr {event['lr']:.2e}  "
-                  f"{event['tokens_per_s']:.0f} tok/s", file=sys.stderr)
+                  f"{event['tokens_per_s']:.0f} tok/s{extra}", file=sys.stderr)
         elif t == "eval":
             print(f"eval @ step {event['step']}: loss {event['loss']:.4f}  ppl {event['perplexity']:.2f}", file=sys.stderr)
         elif t in ("warning", "error"):

@@ -219,8 +219,20 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple = (
         key, value = parse_override(text)
         set_value(flat, key, value, "command line")
     cfg = from_flat(flat)
+    _check_stage_sections(flat, cfg)
     check_combinations(cfg)
     return cfg
+
+
+def _check_stage_sections(flat: dict[str, Any], cfg: RunConfig) -> None:
+    """A stage's own section (dpo.*, kto.*, ...) may only be set when that stage is chosen."""
+    from engine.config.stages import SECTION_STAGE
+
+    for key in flat:
+        owner = SECTION_STAGE.get(key.split(".")[0])
+        if owner is not None and owner != cfg.stage:
+            raise ConfigError(f"{key} is an option of stage={owner}, but stage={cfg.stage}. Set stage={owner}, "
+                              f"or remove {key}.")
 
 
 def from_flat(flat: dict[str, Any]) -> RunConfig:
@@ -236,8 +248,14 @@ def from_flat(flat: dict[str, Any]) -> RunConfig:
 
 
 def to_dict(cfg: RunConfig) -> dict:
-    """The config as nested plain data (what config.yaml holds)."""
-    return dataclasses.asdict(cfg)
+    """The config as nested plain data (what config.yaml holds): other stages' sections are left out."""
+    from engine.config.stages import SECTION_STAGE
+
+    data = dataclasses.asdict(cfg)
+    for section, stage in SECTION_STAGE.items():
+        if stage != cfg.stage:
+            data.pop(section, None)
+    return data
 
 
 def save_config(cfg: RunConfig, path: str | Path) -> None:

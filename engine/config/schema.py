@@ -20,6 +20,8 @@ from typing import Any, Literal, Optional, Union
 from exporters.onnx.targets import PRECISIONS as ONNX_PRECISIONS
 from exporters.onnx.targets import TARGETS as ONNX_TARGETS
 
+from engine.config.stages import STAGES, DpoSettings, KtoSettings, OrpoSettings, RmSettings, SimpoSettings
+
 Auto = Literal["auto"]
 
 
@@ -56,19 +58,21 @@ class DataSettings:
     path: str = opt(
         "",
         "Training data: a .json/.jsonl/.csv/.parquet file or a folder saved with "
-        "datasets.save_to_disk. Alpaca, ShareGPT, OpenAI 'messages', raw text and "
-        "preference (prompt/chosen/rejected) records are detected automatically.",
+        "datasets.save_to_disk. Alpaca, ShareGPT, OpenAI 'messages', raw text, preference "
+        "(prompt/chosen/rejected, incl. TRL's conversational/implicit-prompt and LLaMA-Factory's "
+        "sharegpt/alpaca ranking layouts) and KTO (prompt/completion/label) records are detected automatically.",
     )
     format: str = opt(
         "auto",
         "Record format; 'auto' detects it from the first record.",
-        choices=["auto", "alpaca", "sharegpt", "messages", "text", "preference"],
+        choices=["auto", "alpaca", "sharegpt", "messages", "text", "preference", "kto"],
     )
     columns: dict = opt(
         {},
         "Map the format's field names to your columns, e.g. {instruction: question, output: "
         "answer} or {text: body}. Fields: alpaca instruction/input/output/system; sharegpt "
-        "conversations; messages messages; text text; preference prompt/chosen/rejected.",
+        "conversations; messages messages; text text; preference prompt/chosen/rejected; kto "
+        "prompt/completion/label.",
     )
     system_prompt: Optional[str] = opt(None, "System prompt added to every conversation that has none.")
     loss_on: str = opt(
@@ -97,6 +101,12 @@ class SequenceSettings:
         1024,
         "Longest training sequence in tokens. Longer records are truncated (keeping the EOS) "
         "and counted; raw text is cut into windows of this length.",
+    )
+    max_prompt_len: Union[int, Auto] = opt(
+        "auto",
+        "Preference, KTO and RL stages: longest prompt in tokens; longer prompts lose their start (the question "
+        "at the end is kept) before any answer token is cut. 'auto' = cut the prompt only as far as the longest "
+        "answer needs, never below half of max_len. A pair left with no answer token is dropped and counted.",
     )
     packing: bool = opt(
         False,
@@ -227,6 +237,12 @@ METHODS = ["lora", "qlora", "dora", "full", "freeze"]
 class RunConfig:
     """Everything one training run needs; saved as config.yaml in the run folder."""
 
+    stage: str = opt(
+        "sft",
+        "Training stage (recipe): " + "; ".join(f"'{k}' = {v}" for k, v in STAGES.items()) + ". Preference stages "
+        "usually start from an SFT run: model=runs/<sft-run>.",
+        choices=list(STAGES),
+    )
     method: str = opt(
         "qlora",
         "Fine-tuning method: 'qlora' (LoRA on a 4-bit NF4 base; least memory), 'lora' (LoRA on a "
@@ -244,6 +260,11 @@ class RunConfig:
     optim: OptimSettings = field(default_factory=OptimSettings, metadata={"help": "Optimizer and schedule."})
     train: TrainSettings = field(default_factory=TrainSettings, metadata={"help": "Training loop."})
     export: ExportSettings = field(default_factory=ExportSettings, metadata={"help": "Exports after training."})
+    dpo: DpoSettings = field(default_factory=DpoSettings, metadata={"help": "stage=dpo only."})
+    orpo: OrpoSettings = field(default_factory=OrpoSettings, metadata={"help": "stage=orpo only."})
+    simpo: SimpoSettings = field(default_factory=SimpoSettings, metadata={"help": "stage=simpo only."})
+    kto: KtoSettings = field(default_factory=KtoSettings, metadata={"help": "stage=kto only."})
+    rm: RmSettings = field(default_factory=RmSettings, metadata={"help": "stage=rm only."})
 
 
 # Short names people type, on the command line and at the top of a YAML file.
@@ -258,4 +279,5 @@ ALIASES = {
     "max_len": "sequence.max_len",
     "lora_r": "lora.r",
     "lora_alpha": "lora.alpha",
+    "max_prompt_len": "sequence.max_prompt_len",
 }

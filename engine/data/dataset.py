@@ -59,7 +59,7 @@ def load_examples(path: str, format: str = "auto", columns: Optional[dict] = Non
                     raise RecordError(
                         f"cannot tell the format of this record (fields: {sorted(rec)}). "
                         f"Expected alpaca (instruction/output), sharegpt (conversations), messages, text or "
-                        f"preference (prompt/chosen/rejected) fields; map yours with data.columns, e.g. "
+                        f"preference (prompt/chosen/rejected) or KTO (prompt/completion/label) fields; map yours with data.columns, e.g. "
                         f"data.columns='{{instruction: question, output: answer}}'"
                     )
                 fmt = FORMATS[name]

@@ -20,11 +20,13 @@ class RecordError(ValueError):
 class Example:
     """One training example in the engine's own shape."""
 
-    kind: str  # "chat" | "text" | "preference"
-    messages: list = field(default_factory=list)  # chat and preference prompt
+    kind: str  # "chat" | "text" | "preference" | "kto"
+    messages: list = field(default_factory=list)  # chat; the prompt of preference and kto records
     text: str = ""
     chosen: str = ""
     rejected: str = ""
+    completion: str = ""  # kto: the answer that was rated
+    label: Optional[bool] = None  # kto: thumbs up (True) or down (False)
 
 
 FORMATS: dict[str, "RecordFormat"] = {}
@@ -78,25 +80,99 @@ def _check_turns(messages: list) -> list:
 
 @register
 class PreferenceFormat(RecordFormat):
+    """Pairs of answers to one prompt, the chosen one preferred. Layouts read:
+
+    TRL standard       {"prompt": "...", "chosen": "...", "rejected": "..."}
+    TRL conversational {"prompt": [messages], "chosen": [{"role": "assistant", ...}], "rejected": [...]}
+    TRL implicit       {"chosen": [whole conversation], "rejected": [whole conversation]} (prompt = shared turns)
+    LLaMA-Factory      {"conversations": [turns], "chosen": {"from": "gpt", "value": ...}, "rejected": {...}}
+                       {"instruction": ..., "input": ..., "chosen": "...", "rejected": "..."}
+    """
+
     name = "preference"
     fields = ("prompt", "chosen", "rejected")
+    required = ("chosen", "rejected")
+
+    def convert(self, rec, columns, system_prompt):
+        chosen_raw, rejected_raw = (rec.get(self.col(columns, k)) for k in ("chosen", "rejected"))
+        messages = self._prompt(rec, columns, chosen_raw, rejected_raw)
+        chosen, rejected = (self._answer(v, k, columns) for v, k in ((chosen_raw, "chosen"), (rejected_raw, "rejected")))
+        if chosen.strip() == rejected.strip():
+            raise RecordError("chosen and rejected are identical, so the pair teaches nothing; fix or drop the record")
+        if not any(m["role"] == "user" for m in messages):
+            raise RecordError("the prompt has no user turn")
+        return Example("preference", messages=_with_system(messages, system_prompt), chosen=chosen, rejected=rejected)
+
+    def _prompt(self, rec, columns, chosen, rejected) -> list:
+        prompt = rec.get(self.col(columns, "prompt"))
+        if isinstance(prompt, list):  # conversational
+            return [_normalise_message(m) for m in prompt]
+        if isinstance(prompt, str) and prompt.strip():
+            return [{"role": "user", "content": prompt}]
+        turns = rec.get(self.col(columns, "conversations"))
+        if isinstance(turns, list) and turns:  # LLaMA-Factory sharegpt ranking data
+            messages = [_normalise_message(m) for m in turns]
+            system = rec.get(self.col(columns, "system"))
+            if isinstance(system, str) and system.strip() and messages[0]["role"] != "system":
+                messages.insert(0, {"role": "system", "content": system})
+            return messages
+        instruction = rec.get(self.col(columns, "instruction"))
+        if isinstance(instruction, str) and instruction.strip():  # LLaMA-Factory alpaca ranking data
+            extra = self.text_of(rec, columns, "input", required=False)
+            messages = [{"role": "user", "content": f"{instruction}\n\n{extra}" if extra else instruction}]
+            system = self.text_of(rec, columns, "system", required=False)
+            return ([{"role": "system", "content": system}] if system else []) + messages
+        if isinstance(chosen, list) and isinstance(rejected, list) and len(chosen) > 1 and len(rejected) > 1:
+            shared = []  # implicit prompt: the turns both conversations share
+            for a, b in zip(chosen, rejected):
+                if a != b:
+                    break
+                shared.append(_normalise_message(a))
+            if shared and shared[-1]["role"] != "assistant":
+                return shared
+        raise RecordError(
+            f"no prompt: give a '{self.col(columns, 'prompt')}' field (text or messages), LLaMA-Factory's "
+            f"'conversations' or 'instruction', or chosen/rejected as whole conversations that share their prompt turns")
+
+    def _answer(self, value, key, columns):
+        if isinstance(value, list) and value:
+            value = _normalise_message(value[-1])
+            if value["role"] != "assistant":
+                raise RecordError(f"field '{self.col(columns, key)}' should end with an assistant message")
+            value = value["content"]
+        elif isinstance(value, dict):
+            value = _normalise_message(value)["content"]
+        if not isinstance(value, str) or not value.strip():
+            raise RecordError(f"field '{self.col(columns, key)}' is missing or empty")
+        return value
+
+
+@register
+class KtoFormat(RecordFormat):
+    """Unpaired thumbs-up/down data: {"prompt": ..., "completion": ..., "label": true|false} (TRL's KTO layout)."""
+
+    name = "kto"
+    fields = ("prompt", "completion", "label")
     required = fields
 
     def convert(self, rec, columns, system_prompt):
         prompt = rec.get(self.col(columns, "prompt"))
-        if isinstance(prompt, list):  # conversational preference data
+        if isinstance(prompt, list) and prompt:
             messages = [_normalise_message(m) for m in prompt]
+        elif isinstance(prompt, str) and prompt.strip():
+            messages = [{"role": "user", "content": prompt}]
         else:
-            messages = [{"role": "user", "content": self.text_of(rec, columns, "prompt")}]
-        chosen, rejected = (self._answer(rec.get(self.col(columns, k)), k, columns) for k in ("chosen", "rejected"))
-        return Example("preference", messages=_with_system(messages, system_prompt), chosen=chosen, rejected=rejected)
-
-    def _answer(self, value, key, columns):
-        if isinstance(value, list) and value:
-            value = _normalise_message(value[-1])["content"]
-        if not isinstance(value, str) or not value.strip():
-            raise RecordError(f"field '{self.col(columns, key)}' is missing or empty")
-        return value
+            raise RecordError(f"field '{self.col(columns, 'prompt')}' is missing or empty (no prompt)")
+        completion = rec.get(self.col(columns, "completion"))
+        if isinstance(completion, list) and completion:
+            completion = _normalise_message(completion[-1])["content"]
+        if not isinstance(completion, str) or not completion.strip():
+            raise RecordError(f"field '{self.col(columns, 'completion')}' is missing or empty")
+        label = rec.get(self.col(columns, "label"))
+        if not isinstance(label, bool):
+            raise RecordError(f"field '{self.col(columns, 'label')}' must be true (desirable) or false (undesirable), "
+                              f"got {label!r}")
+        return Example("kto", messages=_with_system(messages, system_prompt), completion=completion, label=label)
 
 
 ROLE_NAMES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant",
@@ -183,8 +259,9 @@ class TextFormat(RecordFormat):
         return Example("text", text=self.text_of(rec, columns, "text"))
 
 
-# Most specific first: a preference record may also have a 'text'-like field, etc.
-DETECT_ORDER = ("preference", "messages", "sharegpt", "alpaca", "text")
+# Most specific first: a LLaMA-Factory preference record also has sharegpt's 'conversations' or
+# alpaca's 'instruction', a KTO record has a 'prompt', etc.
+DETECT_ORDER = ("preference", "kto", "messages", "sharegpt", "alpaca", "text")
 
 
 def detect_format(rec: object, columns: dict) -> Optional[str]:

@@ -107,13 +107,13 @@ class Renderer:
         return full, spans
 
     def encode(self, ex: Example) -> Optional[Encoded]:
-        """Tokenise one chat (or preference, using the chosen answer) example; None if nothing is left to learn."""
+        """Tokenise one chat (or preference/KTO, using the chosen/rated answer) example; None if nothing is left to learn."""
         if ex.kind == "text":
             return self.encode_text(ex.text)[0] if ex.text else None
         require_chat_template(self.tok)
         messages = ex.messages
-        if ex.kind == "preference":
-            messages = messages + [{"role": "assistant", "content": ex.chosen}]
+        if ex.kind in ("preference", "kto"):  # the chosen (or rated) answer, as SFT would see it
+            messages = messages + [{"role": "assistant", "content": ex.chosen or ex.completion}]
         text, spans = self.chat_spans(messages)
         enc = self.tok(text, add_special_tokens=False, return_offsets_mapping=True)
         ids, offsets = enc["input_ids"], enc["offset_mapping"]

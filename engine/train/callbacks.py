@@ -29,18 +29,29 @@ def peak_memory_gb(device: str) -> float:
 class EventsCallback(TrainerCallback):
     """Turns Trainer logs into `step` and `eval` events; draws a progress bar on a terminal."""
 
-    def __init__(self, sink: EventSink, device: str, progress: bool):
+    def __init__(self, sink: EventSink, device: str, progress: bool, metrics: dict | None = None,
+                 progress_metric: str | None = None):
         self.sink = sink
         self.device = device
         self.progress = progress
+        self.metrics = dict(metrics or {})  # trainer log key -> name in the step event's `metrics`
+        self.progress_metric = progress_metric
         self.bar = None
         self.last_time = None
         self.last_tokens = 0
         self.last_loss = None
+        self.last_metrics: dict = {}
+        self.samples_per_epoch = 0
+        self.start_epoch = 0.0
+
+    def samples_seen(self, state) -> float:
+        """Training samples (sequences, pairs, completions) processed since this process started training."""
+        return max(0.0, (state.epoch or 0.0) - self.start_epoch) * self.samples_per_epoch
 
     def on_train_begin(self, args, state, control, **kw):
         self.last_time = time.perf_counter()
         self.last_tokens = state.num_input_tokens_seen
+        self.start_epoch = state.epoch or 0.0
         if self.progress:
             from tqdm import tqdm
 
@@ -55,14 +66,22 @@ class EventsCallback(TrainerCallback):
             self.last_time, self.last_tokens = now, state.num_input_tokens_seen
             self.last_loss = float(logs["loss"])
             grad_norm = logs.get("grad_norm")
+            extra = {}
+            metrics = {name: round(float(logs[key]), 6) for key, name in self.metrics.items() if key in logs}
+            if metrics:
+                extra["metrics"] = metrics
+                self.last_metrics = metrics
             self.sink.emit(
                 "step", step=state.global_step, total_steps=state.max_steps, epoch=round(state.epoch or 0.0, 4),
                 loss=self.last_loss, lr=float(logs.get("learning_rate", 0.0)),
                 grad_norm=None if grad_norm is None else float(grad_norm), tokens_per_s=round(tps, 1),
-                peak_memory_gb=round(peak_memory_gb(self.device), 3),
+                peak_memory_gb=round(peak_memory_gb(self.device), 3), **extra,
             )
             if self.bar is not None:
-                self.bar.set_postfix(loss=f"{self.last_loss:.4f}", tok_s=f"{tps:.0f}")
+                shown = {"loss": f"{self.last_loss:.4f}", "tok_s": f"{tps:.0f}"}
+                if self.progress_metric and self.progress_metric in metrics:
+                    shown[self.progress_metric] = f"{metrics[self.progress_metric]:.3f}"
+                self.bar.set_postfix(**shown)
         if "eval_loss" in logs:
             loss = float(logs["eval_loss"])
             self.sink.emit("eval", step=state.global_step, loss=loss, perplexity=math.exp(min(loss, 50.0)))

@@ -73,10 +73,18 @@ def quantization_config(cfg, choice: DeviceChoice):
     )
 
 
-def load_base(cfg, model_dir, choice: DeviceChoice):
-    """The base model on its device, quantised when the method asks for it."""
+# The model class a recipe's head needs: a causal LM, or a scalar-score head for reward models.
+HEADS = {"causal-lm": ("AutoModelForCausalLM", "CAUSAL_LM"), "sequence-classification": ("AutoModelForSequenceClassification", "SEQ_CLS")}
+
+
+def load_base(cfg, model_dir, choice: DeviceChoice, head: str = "causal-lm", pad_token_id=None):
+    """The base model on its device, quantised when the method asks for it.
+
+    head='sequence-classification' loads the same weights with a fresh one-output score head
+    (a reward model); the head is trained, with LoRA it is saved with the adapter.
+    """
     import torch
-    from transformers import AutoModelForCausalLM
+    import transformers
 
     bnb = quantization_config(cfg, choice)
     # Adapter methods keep the frozen base in the compute dtype; methods that train the
@@ -92,14 +100,25 @@ def load_base(cfg, model_dir, choice: DeviceChoice):
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # the run's own progress and events follow
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
+    auto_class = getattr(transformers, HEADS[head][0])
+    if head == "sequence-classification":
+        kwargs["num_labels"] = 1  # one scalar reward per sequence
+        level = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # "score.weight newly initialized": expected, it is what we train
+        try:
+            model = auto_class.from_pretrained(str(model_dir), **kwargs)
+        finally:
+            hf_logging.set_verbosity(level)
+        model.config.pad_token_id = pad_token_id  # batches of pairs are padded: the score reads the last real token
+    else:
+        model = auto_class.from_pretrained(str(model_dir), **kwargs)
     if bnb is None:
         model.to(choice.device)
     model.config.use_cache = False
     return model
 
 
-def attach_trainable(model, cfg, gradient_checkpointing: bool):
+def attach_trainable(model, cfg, gradient_checkpointing: bool, head: str = "causal-lm"):
     """Wrap/freeze the model per method; returns the model to train."""
     ckpt_kwargs = {"use_reentrant": False}
     if cfg.method in ("lora", "qlora", "dora"):
@@ -115,13 +134,16 @@ def attach_trainable(model, cfg, gradient_checkpointing: bool):
             model.enable_input_require_grads()
         lcfg = LoraConfig(
             r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout, target_modules=targets,
-            use_rslora=cfg.lora.rslora, use_dora=cfg.method == "dora", bias="none", task_type="CAUSAL_LM",
-        )
+            use_rslora=cfg.lora.rslora, use_dora=cfg.method == "dora", bias="none", task_type=HEADS[head][1],
+        )  # SEQ_CLS: peft trains and saves the score head with the adapter (modules_to_save)
         return get_peft_model(model, lcfg)
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=ckpt_kwargs)
     if cfg.method == "freeze":
         freeze_all_but_top(model, cfg.train.freeze_layers)
+        if head == "sequence-classification":
+            for p in model.score.parameters():  # the new score head always trains
+                p.requires_grad_(True)
     return model
 
 

@@ -1,11 +1,16 @@
-"""TRL's SFTTrainer with atomic, rotated checkpoints in <run>/checkpoints/step-N."""
+"""Atomic, rotated checkpoints in <run>/checkpoints/step-N for any TRL/transformers trainer.
+
+Every recipe trains with one of TRL's trainers (SFTTrainer, DPOTrainer, KTOTrainer, ...).
+`atomic(TrainerClass)` gives that class with the run-folder contract's checkpoint rule: each
+checkpoint is written into a staging folder and renamed into place when complete, older ones
+are rotated (never the best evaluated one), and a `checkpoint` event is emitted.
+"""
 
 from __future__ import annotations
 
 import shutil
+from functools import lru_cache
 from pathlib import Path
-
-from trl import SFTTrainer
 
 from engine.train import checkpoints as ckpt
 from engine.train.trl_compat import patch_trl_for_cpu, quiet_known_noise
@@ -14,7 +19,7 @@ patch_trl_for_cpu()
 quiet_known_noise()
 
 
-class AtomicCheckpointTrainer(SFTTrainer):
+class AtomicCheckpointMixin:
     """Writes each checkpoint into a staging folder and renames it into place when complete."""
 
     def __init__(self, *args, run_dir: Path, keep: int, best=lambda: None, **kwargs):
@@ -51,3 +56,9 @@ class AtomicCheckpointTrainer(SFTTrainer):
                 cb.sink.emit("checkpoint", step=self.state.global_step, path=str(path),
                              best=best is not None and best == self.state.global_step)
                 return
+
+
+@lru_cache(maxsize=None)
+def atomic(trainer_cls: type) -> type:
+    """`trainer_cls` with atomic checkpoints (one class per trainer, so tests can patch it)."""
+    return type(f"Atomic{trainer_cls.__name__}", (AtomicCheckpointMixin, trainer_cls), {})

@@ -46,7 +46,7 @@ class TorchLogProb:
             if "mean_logits" in outputs:
                 extra["mean_logits"] = logits.mean(-1)
             if "is_top1" in outputs:
-                extra["is_top1"] = (logits.argmax(-1) == targets).to(log_probs.dtype)
+                extra["is_top1"] = logits.argmax(-1) == targets  # bool, like the Triton kernel (DPO's metrics AND it)
         return (log_probs,) + tuple(extra.get(name) if name in outputs else None for name in OUTPUT_ORDER)
 
 

@@ -32,15 +32,14 @@ def make_cfg(tiny_model_dir, data, out, *extra):
 
 
 def train(cfg, resume=None):
-    from engine.train.recipe import SftRecipe
+    """A run through the public entry point (what `engine train` calls), with its events."""
+    from engine.train.run import run_training
 
     events = []
     sink = EventSink(listeners=[events.append])
     sink.add_file(Path(cfg.output_dir) / "events.jsonl")
-    recipe = SftRecipe(cfg, sink)
     try:
-        recipe.setup(resume)
-        result = recipe.train()
+        result, recipe = run_training(cfg, sink, resume)
     finally:
         sink.close()
     return result, events, recipe
@@ -181,10 +180,12 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_model_dir, toy_data,
 
 
 def test_oom_halves_micro_batch_and_continues(tiny_model_dir, toy_data, tmp_path, monkeypatch):
-    from engine.train.trainer import AtomicCheckpointTrainer
+    from trl import SFTTrainer
+
+    from engine.train.trainer import AtomicCheckpointMixin
 
     calls = {"n": 0}
-    original = AtomicCheckpointTrainer.training_step
+    original = SFTTrainer.training_step
 
     def flaky(self, *a, **k):
         calls["n"] += 1
@@ -192,7 +193,7 @@ def test_oom_halves_micro_batch_and_continues(tiny_model_dir, toy_data, tmp_path
             raise MemoryError("simulated: out of memory")
         return original(self, *a, **k)
 
-    monkeypatch.setattr(AtomicCheckpointTrainer, "training_step", flaky)
+    monkeypatch.setattr(AtomicCheckpointMixin, "training_step", flaky, raising=False)
     result, events, _ = train(make_cfg(tiny_model_dir, toy_data, tmp_path / "o", "max_steps=3"))
     oom = next(e for e in events if e["type"] == "oom")
     assert oom["batch_size"] == 2 and oom["grad_accum"] == 2
@@ -200,16 +201,18 @@ def test_oom_halves_micro_batch_and_continues(tiny_model_dir, toy_data, tmp_path
 
 
 def test_disk_full_while_saving_keeps_previous_checkpoint(tiny_model_dir, toy_data, tmp_path, monkeypatch):
-    from engine.train.trainer import AtomicCheckpointTrainer
+    from transformers import Trainer
 
-    original = AtomicCheckpointTrainer._save_optimizer_and_scheduler
+    from engine.train.trainer import AtomicCheckpointMixin
+
+    original = Trainer._save_optimizer_and_scheduler
 
     def full_disk(self, output_dir):
         if self.state.global_step >= 4:
             raise OSError(28, "No space left on device")
         return original(self, output_dir)
 
-    monkeypatch.setattr(AtomicCheckpointTrainer, "_save_optimizer_and_scheduler", full_disk)
+    monkeypatch.setattr(AtomicCheckpointMixin, "_save_optimizer_and_scheduler", full_disk, raising=False)
     with pytest.raises(EdgetuneError, match="Disk full"):
         train(make_cfg(tiny_model_dir, toy_data, tmp_path / "f", "max_steps=6", "train.save_steps=2"))
     cps = sorted(p.name for p in (tmp_path / "f" / "checkpoints").iterdir())

@@ -1,6 +1,6 @@
 """SmolLM2-135M end to end from a fine-tuned run folder, through the real CLI, into llama.cpp.
 
-The run is real: `SftRecipe` (what `engine train` runs) takes a few LoRA steps on the sample data
+The run is real: `run_training` (what `engine train` runs) takes a few LoRA steps on the sample data
 and leaves config.yaml and adapter/; the export merges it on demand.
 """
 
@@ -21,15 +21,13 @@ llama_cpp = pytest.importorskip("llama_cpp")
 def smol_run(bundled_model_dir, tmp_path_factory):
     from engine.config import load_config
     from engine.events import EventSink
-    from engine.train.recipe import SftRecipe
+    from engine.train.run import run_training
 
     run = tmp_path_factory.mktemp("runs") / "quillon-smol"
     cfg = load_config(None, ["model=smollm2-135m-instruct", f"data={REPO / 'assets/datasets/quillon_facts.jsonl'}",
                              f"output_dir={run}", "method=lora", "lora.r=8", "max_steps=3", "batch_size=4",
                              "max_len=96", "lr=1e-3", "train.backend=hf"])
-    recipe = SftRecipe(cfg, EventSink())
-    recipe.setup(None)
-    assert recipe.train()["status"] == "completed"
+    assert run_training(cfg, EventSink())[0]["status"] == "completed"
     return run
 
 

@@ -125,15 +125,13 @@ def test_builder_failure_names_the_reason_and_the_log(tiny_model_dir, tmp_path, 
 def tuned_run(bundled_model_dir, tmp_path_factory):
     """SmolLM2-135M-Instruct after two real LoRA steps on the sample data: a finished run folder."""
     from engine.config import load_config
-    from engine.train.recipe import SftRecipe
+    from engine.train.run import run_training
 
     out = tmp_path_factory.mktemp("runs") / "tuned"
     cfg = load_config(None, ["model=smollm2-135m-instruct", f"data={REPO / 'assets/datasets/quillon_facts.jsonl'}",
                              f"output_dir={out}", "method=lora", "max_steps=2", "batch_size=2", "max_len=96",
                              "lr=1e-3", "train.backend=hf"])
-    recipe = SftRecipe(cfg, EventSink())
-    recipe.setup(None)
-    recipe.train()
+    run_training(cfg, EventSink())
     return out
 
 

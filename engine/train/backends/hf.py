@@ -11,13 +11,14 @@ class HfBackend:
     def available(device: str) -> tuple[bool, str]:
         return True, "always available"
 
-    def load(self, cfg, model_dir, choice, gradient_checkpointing: bool):
-        """(trainable model, tokenizer)."""
+    def load(self, cfg, model_dir, choice, gradient_checkpointing: bool, head: str = "causal-lm"):
+        """(trainable model, tokenizer); `head` is the recipe's: causal-lm or sequence-classification."""
         from engine.models.loading import tokenizer_from_dir
         from engine.train.model_setup import attach_trainable, load_base
 
         tokenizer = tokenizer_from_dir(model_dir, cfg.model.chat_template, trust_remote_code=cfg.model.trust_remote_code)
-        model = attach_trainable(load_base(cfg, model_dir, choice), cfg, gradient_checkpointing)
+        base = load_base(cfg, model_dir, choice, head=head, pad_token_id=tokenizer.pad_token_id)
+        model = attach_trainable(base, cfg, gradient_checkpointing, head=head)
         if cfg.method in ("lora", "qlora") and choice.dtype_name in ("bf16", "fp16"):  # the trainer autocasts
             from engine.train.model_setup import skip_adapter_input_casts
 

@@ -24,7 +24,7 @@ class UnslothBackend:
             return False, f"unsloth does not import ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}); pip install 'edgetune[unsloth]'"
         return True, "CUDA GPU and unsloth present"
 
-    def load(self, cfg, model_dir, choice, gradient_checkpointing: bool):
+    def load(self, cfg, model_dir, choice, gradient_checkpointing: bool, head: str = "causal-lm"):
         from unsloth import FastLanguageModel
 
         from engine.data.render import ensure_chat_template

@@ -1,11 +1,13 @@
-"""SFT / continued pre-training recipe: one RunConfig in, one run folder out.
+"""The run-folder contract every recipe shares: one RunConfig in, one run folder out.
 
     engine train assets/presets/cpu_quickstart.yaml lr=1e-3 --events -
 
-`SftRecipe` follows torchtune's recipe shape: `setup` (model, data, trainer),
-`train` (with OOM recovery and graceful stop), `save` (adapter + tokenizer into
-the run folder). The loop itself is TRL's SFTTrainer; what we add is the run
-folder contract: atomic checkpoints, resume checks, events and clear failures.
+`BaseRecipe` follows torchtune's recipe shape: `setup` (model, data, trainer), `train` (with
+OOM recovery and graceful stop), `save` (adapter + tokenizer into the run folder). The loop
+itself is a TRL trainer chosen by the recipe; what the base adds is the run-folder contract:
+atomic checkpoints, resume and its fingerprint, events, OOM retry, NaN stop, SIGTERM/Ctrl-C
+and saving. A recipe subclass (sft.py, dpo.py, ...) says only what differs: its data kinds,
+its TRL trainer class and config, the metrics its `step` events carry and its model head.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Optional
 
 from engine.config import save_config, to_dict
-from engine.errors import EdgetuneError
+from engine.errors import DataError, EdgetuneError
 from engine.events import EventSink
 from engine.train import checkpoints as ckpt
 
@@ -36,17 +38,18 @@ def fingerprint(cfg) -> dict:
     """What must not change between a run and its resume."""
     from engine.train.data_build import file_fingerprint
 
-    data = {"model": cfg.model.name_or_path, "method": cfg.method, "data": cfg.data.path,
+    return {"stage": cfg.stage, "model": cfg.model.name_or_path, "method": cfg.method, "data": cfg.data.path,
             "data_sha": file_fingerprint(cfg.data.path) if cfg.data.path and Path(cfg.data.path).exists() else None,
             "max_len": cfg.sequence.max_len, "lora_r": cfg.lora.r, "packing": cfg.sequence.packing}
-    return data
 
 
 def check_resume_compatible(run_dir: Path, cfg) -> None:
+    """Refuse a resume whose stage, model, data or method differ from the run's (naming what changed)."""
     path = run_dir / FINGERPRINT
     if not path.is_file():
         return
     old = json.loads(path.read_text())
+    old.setdefault("stage", "sft")  # runs from before stages existed were SFT
     new = fingerprint(cfg)
     changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in new if old.get(k) != new.get(k)]
     if changed:
@@ -56,8 +59,16 @@ def check_resume_compatible(run_dir: Path, cfg) -> None:
         )
 
 
-class SftRecipe:
-    """Supervised fine-tuning (chat/instruction) and continued pre-training (raw text)."""
+class BaseRecipe:
+    """A training stage over the shared run-folder contract. Subclasses set the class attributes
+    and implement `build_data`, `trainer_class` and `trainer_config`."""
+
+    stage = ""  # set by @register_recipe
+    data_kinds: tuple = ()  # Example kinds this stage trains on
+    metrics: dict = {}  # TRL log key -> name in the step event's `metrics`
+    progress_metric: Optional[str] = None  # the metric shown next to the loss on the progress bar
+    head = "causal-lm"  # or "sequence-classification"
+    backends: tuple = ("hf", "unsloth")  # training backends that can run it
 
     def __init__(self, cfg, sink: EventSink, progress: bool = False):
         self.cfg = cfg
@@ -65,9 +76,37 @@ class SftRecipe:
         self.progress = progress
         self.run_dir = Path(cfg.output_dir)
 
+    # -- hooks a recipe overrides ------------------------------------------------
+    def build_data(self):
+        """RunData (engine/train/data_build.py) for this stage."""
+        raise NotImplementedError
+
+    def trainer_class(self) -> type:
+        """The TRL trainer class that runs the loop."""
+        raise NotImplementedError
+
+    def trainer_config(self, common: dict):
+        """The TRL config object: `common` holds the TrainingArguments every recipe shares."""
+        raise NotImplementedError
+
+    def trainer_kwargs(self) -> dict:
+        """Extra keyword arguments for the trainer's constructor."""
+        return {}
+
+    def after_trainer(self, trainer) -> None:
+        """Adjust a freshly built trainer (called after every (re)build)."""
+
+    def samples_per_epoch(self) -> int:
+        """Training samples in one epoch (sequences, pairs or labelled completions)."""
+        return len(self.data.train)
+
+    def tokens_counted(self) -> str:
+        """How TrainingArguments.include_num_input_tokens_seen counts tokens ('non_padding' or 'all')."""
+        return "non_padding"
+
     # -- setup -----------------------------------------------------------------
     def setup(self, resume: Optional[str]) -> None:
-        from engine.models import resolve_model
+        """Check resume, pick device/backend, load the model and data, write config.yaml and the fingerprint."""
         from engine.train.backends import choose_backend, get_backend
         from engine.train.device import choose_device
 
@@ -83,19 +122,30 @@ class SftRecipe:
             )
         self.choice = choose_device(cfg.quant.compute_dtype)
         self.backend_name, self.backend_reason = choose_backend(cfg.train.backend, self.choice.device)
-        self.model_dir = resolve_model(cfg.model.name_or_path, cfg.model.revision).path
+        if self.backend_name not in self.backends:
+            if cfg.train.backend != "auto":
+                from engine.errors import ConfigError
+
+                raise ConfigError(f"stage={self.stage} does not run on train.backend={self.backend_name}; "
+                                  f"use train.backend={self.backends[0]} (or auto).")
+            self.backend_name, self.backend_reason = self.backends[0], f"auto: stage={self.stage} runs on {self.backends[0]}"
+        self.model_dir = self.resolve_start_model()
         self.batch_size, self.grad_ckpt = self._resolve_auto()
         backend = get_backend(self.backend_name)
         from transformers import set_seed
 
         set_seed(cfg.seed)  # LoRA initialisation is random: same seed, same run
-        self.model, self.tokenizer = backend.load(cfg, self.model_dir, self.choice, self.grad_ckpt)
-        from engine.train.data_build import build_run_data
-
-        self.data = build_run_data(cfg, self.tokenizer)
+        self.model, self.tokenizer = backend.load(cfg, self.model_dir, self.choice, self.grad_ckpt, head=self.head)
+        self.data = self.build_data()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, self.run_dir / "config.yaml")
         (self.run_dir / FINGERPRINT).write_text(json.dumps(fingerprint(cfg), indent=1))
+
+    def resolve_start_model(self) -> Path:
+        """The HF folder training starts from: a model, or an earlier run (its merged result)."""
+        from engine.models import resolve_model
+
+        return resolve_model(self.cfg.model.name_or_path, self.cfg.model.revision).path
 
     def _resolve_auto(self) -> tuple[int, bool]:
         """Resolve 'auto' batch size / gradient checkpointing with the memory planner."""
@@ -106,38 +156,20 @@ class SftRecipe:
             import torch
 
             memory_gb = torch.cuda.get_device_properties(0).total_memory / 2**30
-        bs, gc = resolve_auto(self.cfg, self.choice.device, memory_gb)
         try:
+            bs, gc = resolve_auto(self.cfg, self.choice.device, memory_gb)
             self.plan = plan_memory(self.cfg, self.choice.device, memory_gb)
         except EdgetuneError:  # a model whose shape the planner cannot find: no estimate, still trainable
+            bs = 4 if self.cfg.optim.batch_size == "auto" else self.cfg.optim.batch_size
+            gc = self.cfg.train.gradient_checkpointing is True
             self.plan = None
         return int(bs), bool(gc)
 
-    def _flatten_batches(self) -> bool:
-        """Padding-free batches (each micro-batch flattened into one sequence) where attention is varlen.
-
-        FlashAttention (and Unsloth's kernels) attend per sample inside a flattened batch at the cost
-        of padded batches minus the padding. SDPA and eager attention, which CPUs and most consumer
-        setups use, turn the flattened batch into one long sequence with a block-diagonal mask: every
-        sample pays attention over the whole micro-batch (measured on SmolLM2, batch 8: attention 3x
-        slower than per sample). There, padded batches (padded to the longest in the batch) are faster.
-        Batches stay in random order: grouping by length made the quickstart learn worse (held-out
-        quiz 8/10 vs 9/10), since samples of one length tend to be about the same thing.
-        """
-        attn = getattr(self.model.config, "_attn_implementation", "") or ""
-        return self.backend_name == "unsloth" or attn.startswith("flash_attention")
-
-    def _trainer(self, batch_size: int, grad_accum: int):
-        from trl import SFTConfig
-
-        from engine.train.callbacks import EarlyStopping, EventsCallback, GracefulStop, NanGuard
-        from engine.train.trainer import AtomicCheckpointTrainer
-
+    def common_args(self, batch_size: int, grad_accum: int) -> dict:
+        """TrainingArguments shared by every recipe (run folder, schedule, precision, logging)."""
         cfg, o, t = self.cfg, self.cfg.optim, self.cfg.train
         has_eval = self.data.eval is not None
-        save_strategy = "steps" if t.save_steps > 0 else "epoch"
-        eval_strategy = ("steps" if t.eval_steps > 0 else "epoch") if has_eval else "no"
-        args = SFTConfig(
+        return dict(
             output_dir=str(self.run_dir / "checkpoints"),
             per_device_train_batch_size=batch_size, per_device_eval_batch_size=batch_size,
             gradient_accumulation_steps=grad_accum, learning_rate=o.lr, weight_decay=o.weight_decay,
@@ -145,35 +177,35 @@ class SftRecipe:
             lr_scheduler_type=o.scheduler if o.scheduler != "constant" else "constant_with_warmup",
             warmup_steps=o.warmup_ratio, max_grad_norm=o.max_grad_norm or None,
             optim=FUSED.get((o.optimizer, self.choice.device), OPTIMIZERS[o.optimizer]), logging_steps=t.logging_steps,
-            save_strategy=save_strategy, save_steps=t.save_steps or 500, save_total_limit=None,
-            eval_strategy=eval_strategy, eval_steps=t.eval_steps or None,
+            save_strategy="steps" if t.save_steps > 0 else "epoch", save_steps=t.save_steps or 500, save_total_limit=None,
+            eval_strategy=("steps" if t.eval_steps > 0 else "epoch") if has_eval else "no", eval_steps=t.eval_steps or None,
             seed=cfg.seed, data_seed=cfg.seed, bf16=self.choice.dtype_name == "bf16",
             fp16=self.choice.dtype_name == "fp16", use_cpu=self.choice.device == "cpu",
             gradient_checkpointing=False,  # already applied by the backend, non-reentrant
-            # records are already truncated; with packing, max_length is the bin size
-            max_length=cfg.sequence.max_len if cfg.sequence.packing else None, packing=cfg.sequence.packing, packing_strategy="bfd",
-            padding_free=self._flatten_batches(),
-            # trained tokens: padding excluded (a flattened batch has none, and its pad id may be a real token)
-            include_num_input_tokens_seen="all" if self._flatten_batches() else "non_padding", report_to=[], disable_tqdm=True, log_level="warning",
-            dataloader_num_workers=0, completion_only_loss=False, assistant_only_loss=False,
-            remove_unused_columns=False, save_only_model=False,
+            include_num_input_tokens_seen=self.tokens_counted(), report_to=[], disable_tqdm=True,
+            log_level="warning", dataloader_num_workers=0, remove_unused_columns=False, save_only_model=False,
         )
-        self.events_cb = EventsCallback(self.sink, self.choice.device, self.progress)
-        self.nan_guard, self.stopper = NanGuard(), GracefulStop()
-        self.early = EarlyStopping(t.early_stopping_patience)
-        callbacks = [self.events_cb, self.nan_guard, self.stopper] + ([self.early] if has_eval else [])
-        trainer = AtomicCheckpointTrainer(
-            model=self.model, args=args, train_dataset=self.data.train, eval_dataset=self.data.eval,
-            processing_class=self.tokenizer, callbacks=callbacks, run_dir=self.run_dir,
-            keep=t.keep_checkpoints, best=lambda: self.early.best_step,
-        )
+
+    def _trainer(self, batch_size: int, grad_accum: int):
         from transformers.trainer_callback import PrinterCallback
 
-        trainer.remove_callback(PrinterCallback)  # our events replace its raw dict prints
-        if not self._flatten_batches():
-            from engine.train import shared_prefix
+        from engine.train.callbacks import EarlyStopping, EventsCallback, GracefulStop, NanGuard
+        from engine.train.trainer import atomic
 
-            shared_prefix.install(trainer.model)  # a padded batch's common opening runs once (exact)
+        has_eval = self.data.eval is not None
+        args = self.trainer_config(self.common_args(batch_size, grad_accum))
+        self.events_cb = EventsCallback(self.sink, self.choice.device, self.progress, self.metrics, self.progress_metric)
+        self.events_cb.samples_per_epoch = self.samples_per_epoch()
+        self.nan_guard, self.stopper = NanGuard(), GracefulStop()
+        self.early = EarlyStopping(self.cfg.train.early_stopping_patience)
+        callbacks = [self.events_cb, self.nan_guard, self.stopper] + ([self.early] if has_eval else [])
+        trainer = atomic(self.trainer_class())(
+            model=self.model, args=args, train_dataset=self.data.train, eval_dataset=self.data.eval,
+            processing_class=self.tokenizer, callbacks=callbacks, run_dir=self.run_dir,
+            keep=self.cfg.train.keep_checkpoints, best=lambda: self.early.best_step, **self.trainer_kwargs(),
+        )
+        trainer.remove_callback(PrinterCallback)  # our events replace its raw dict prints
+        self.after_trainer(trainer)
         return trainer
 
     # -- train -----------------------------------------------------------------
@@ -186,11 +218,11 @@ class SftRecipe:
         trainable, total = count_params(self.model)
         trainer = self._trainer(batch_size, grad_accum)
         total_steps = trainer.args.max_steps if trainer.args.max_steps > 0 else _steps_for(
-            len(self.data.train), batch_size, grad_accum, cfg.optim.epochs)
+            self.samples_per_epoch(), batch_size, grad_accum, cfg.optim.epochs)
         self.sink.emit(
-            "run_started", run_dir=str(self.run_dir), config=to_dict(cfg), backend=self.backend_name,
+            "run_started", run_dir=str(self.run_dir), stage=self.stage, config=to_dict(cfg), backend=self.backend_name,
             backend_reason=self.backend_reason, device=self.choice.device, dtype=self.choice.dtype_name,
-            trainable_params=trainable, total_params=total, train_records=len(self.data.train),
+            trainable_params=trainable, total_params=total, train_records=self.samples_per_epoch(),
             eval_records=len(self.data.eval) if self.data.eval is not None else 0, total_steps=total_steps,
             resumed_from=str(self.resume_from) if self.resume_from else None,
         )
@@ -240,7 +272,9 @@ class SftRecipe:
         seconds = time.perf_counter() - start
         losses = [h["loss"] for h in state.log_history if "loss" in h]
         metrics = {"train_loss": losses[-1] if losses else None, "seconds": round(seconds, 1),
-                   "steps": state.global_step, "tokens_per_s": round(state.num_input_tokens_seen / max(seconds, 1e-9), 1)}
+                   "steps": state.global_step, "tokens_per_s": round(state.num_input_tokens_seen / max(seconds, 1e-9), 1),
+                   "samples_per_s": round(self.events_cb.samples_seen(state) / max(seconds, 1e-9), 3)}
+        metrics.update(self.events_cb.last_metrics)
         evals = [h["eval_loss"] for h in state.log_history if "eval_loss" in h]
         if evals:
             metrics["eval_loss"] = evals[-1]
@@ -283,6 +317,18 @@ class SftRecipe:
             shutil.rmtree(final)
         tmp.rename(final)
         return {name: str(final)}
+
+
+def require_kind(data, stage: str, allowed: tuple, path: str) -> None:
+    """Refuse data of a kind this stage cannot train on, naming the stages that can."""
+    if data.kind in allowed:
+        return
+    from engine.train.recipes import stages_for_kind
+
+    fits = stages_for_kind(data.kind)
+    raise DataError(f"{path} holds {data.kind} records, which stage={stage} cannot train on (it needs "
+                    f"{' or '.join(allowed)} data). Use stage={' or stage='.join(fits) if fits else '?'} for this file, "
+                    f"or give stage={stage} a file of the right kind (`engine data inspect FILE` says which stages fit).")
 
 
 def _steps_for(n: int, batch: int, accum: int, epochs: float) -> int:

@@ -1,0 +1,45 @@
+"""`stage=kto`: Kahneman-Tversky Optimization from thumbs-up/thumbs-down answers (TRL's KTOTrainer).
+
+Takes unpaired records (prompt, completion, label) or preference pairs (each pair becomes a
+desirable and an undesirable answer). The reference is the start model, as in DPO: with LoRA
+the policy with its adapter disabled. `kto.desirable_weight`/`undesirable_weight` balance
+unequal numbers of thumbs-up and thumbs-down answers.
+"""
+
+from __future__ import annotations
+
+from engine.train.recipes import register_recipe
+from engine.train.recipes.base import BaseRecipe
+from engine.train.recipes.preference import drop_reference_adapter, keep_adapters_fp32
+
+
+@register_recipe("kto")
+class KtoRecipe(BaseRecipe):
+    """KTO on rated answers (or unpaired preference pairs), reference = the start model."""
+
+    data_kinds = ("kto", "preference")
+    metrics = {"rewards/chosen": "reward_chosen", "rewards/rejected": "reward_rejected",
+               "rewards/margins": "reward_margin", "kl": "kl"}
+    progress_metric = "reward_margin"
+
+    def build_data(self):
+        from engine.train.data_build import build_pair_data
+
+        return build_pair_data(self.cfg, self.tokenizer, "rated", kinds=self.data_kinds)
+
+    def trainer_class(self) -> type:
+        from engine.train.recipes.pretokenised import kto_trainer
+
+        return kto_trainer()
+
+    def trainer_config(self, common: dict):
+        from trl import KTOConfig
+
+        k = self.cfg.kto
+        return KTOConfig(**common, beta=k.beta, desirable_weight=k.desirable_weight,
+                         undesirable_weight=k.undesirable_weight, precompute_ref_log_probs=k.precompute_ref,
+                         max_length=None, disable_dropout=True)
+
+    def after_trainer(self, trainer) -> None:
+        drop_reference_adapter(trainer.model)
+        keep_adapters_fp32(trainer.model)

@@ -1,0 +1,36 @@
+"""`stage=orpo`: Odds-Ratio Preference Optimization (TRL's experimental ORPOTrainer).
+
+One stage instead of SFT then DPO: the loss is the SFT loss on the chosen answer plus
+`orpo.beta` times a term that raises the odds of the chosen answer over the rejected one.
+No reference model, so no reference pass and no second copy in memory.
+"""
+
+from __future__ import annotations
+
+from engine.train.recipes import register_recipe
+from engine.train.recipes.base import BaseRecipe
+from engine.train.recipes.preference import PAIR_METRICS
+
+
+@register_recipe("orpo")
+class OrpoRecipe(BaseRecipe):
+    """ORPO on preference pairs; reference-free."""
+
+    data_kinds = ("preference",)
+    metrics = {**PAIR_METRICS, "log_odds_ratio": "log_odds_ratio"}
+    progress_metric = "reward_accuracy"
+
+    def build_data(self):
+        from engine.train.data_build import build_pair_data
+
+        return build_pair_data(self.cfg, self.tokenizer, "pairs")
+
+    def trainer_class(self) -> type:
+        from engine.train.recipes.pretokenised import experimental_pair_trainer
+
+        return experimental_pair_trainer("orpo")
+
+    def trainer_config(self, common: dict):
+        from trl.experimental.orpo import ORPOConfig
+
+        return ORPOConfig(**common, beta=self.cfg.orpo.beta, max_length=self.cfg.sequence.max_len, disable_dropout=True)
