@@ -11,7 +11,8 @@ def add_parser(sub) -> None:
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
     ins = dsub.add_parser(
         "inspect",
-        help="Show format, record count, token-length stats and a rendered sample with masked parts marked.",
+        help="Show format, record count, token-length stats, which training stages can use the file, and a rendered "
+             "sample (a preference pair side by side) with masked parts marked.",
         description="Read a data file the way `engine train` will and report what the model will learn from.",
     )
     ins.add_argument("file", help="Data file (.jsonl/.json/.csv/.parquet) or saved dataset folder.")
@@ -43,6 +44,9 @@ def run_inspect(args) -> int:
     tokenizer = load_tokenizer(args.model, cfg.model.chat_template)
     report = inspect_data(args.file, tokenizer, args.max_len, cfg.data.format, cfg.data.columns, args.system_prompt,
                           args.on_error, args.sample, args.loss_on)
+    from engine.train.recipes import stages_for_kind
+
+    report.stages = stages_for_kind(report.kind)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:

@@ -32,6 +32,8 @@ class InspectReport:
     sample_segments: list = field(default_factory=list)  # (trained: bool, text)
     trained_tokens: int = 0
     total_tokens: int = 0
+    stages: list = field(default_factory=list)  # training stages that can use this kind of data (set by the caller)
+    pair: dict | None = None  # preference/KTO: the sample's prompt and answers, trained parts [[marked]]
 
     def stats(self) -> dict:
         xs = sorted(self.lengths)
@@ -48,6 +50,7 @@ class InspectReport:
             "sample_index": self.sample_index,
             "trained_token_fraction": round(self.trained_tokens / max(1, self.total_tokens), 4),
             "sample": "".join(t if not trained else f"[[{t}]]" for trained, t in self.sample_segments),
+            "stages": list(self.stages), **({"pair": self.pair} if self.pair is not None else {}),
         }
 
 
@@ -94,7 +97,28 @@ def inspect_data(path: str, tokenizer, max_len: int = 1024, format: str = "auto"
         total_tokens=sum(len(r.input_ids) for r in built.records),
     )
     report.sample_segments = segments(tokenizer, sample.input_ids, sample.labels)
+    if loaded.kind in ("preference", "kto"):
+        report.pair = render_pair(loaded.examples[min(sample_index, len(loaded.examples) - 1)], tokenizer, max_len)
     return report
+
+
+def render_pair(example, tokenizer, max_len: int) -> dict:
+    """A preference (or KTO) record as the trainer sees it: the prompt (masked) and each answer's trained
+    tokens [[marked]] (the same ids engine/data/pairs.py gives the trainer)."""
+    from engine.data.pairs import PairEncoder
+
+    enc = PairEncoder(tokenizer, max_len)
+    decode = lambda ids: tokenizer.decode(ids, skip_special_tokens=False)  # noqa: E731
+    if example.kind == "kto":
+        rated = enc.rated(example)
+        prompt, answer = (rated.prompt_ids, rated.completion_ids) if rated else (enc.split(example.messages, example.completion)[0], [])
+        side = "chosen" if example.label else "rejected"
+        return {"prompt": decode(prompt), side: f"[[{decode(answer)}]]", "label": bool(example.label)}
+    pair = enc.pair(example)
+    if pair is None:
+        return {"prompt": decode(enc.split(example.messages, example.chosen)[0]), "chosen": "", "rejected": ""}
+    return {"prompt": decode(pair.prompt_ids), "chosen": f"[[{decode(pair.chosen_ids)}]]",
+            "rejected": f"[[{decode(pair.rejected_ids)}]]"}
 
 
 def _over_max_len(report: InspectReport) -> str:
@@ -118,9 +142,14 @@ def format_report(report: InspectReport, color: bool = False) -> str:
         f"trained:     {report.trained_tokens} of {report.total_tokens} tokens "
         f"({100 * report.trained_tokens / max(1, report.total_tokens):.1f}%) carry loss",
     ]
+    if report.stages:
+        lines.append(f"stages:      {', '.join(report.stages)} can train on this file (stage=...)")
     for loc, why in report.skipped[:5]:
         lines.append(f"  skipped {loc}: {why}")
     lines.append("")
+    if report.pair is not None:
+        lines += _pair_lines(report, color)
+        return "\n".join(lines)
     legend = "trained tokens in green" if color else "trained tokens are [[marked]]; the rest is masked (label -100)"
     lines.append(f"sample {report.sample_index + 1} ({legend}):")
     body = []
@@ -131,3 +160,35 @@ def format_report(report: InspectReport, color: bool = False) -> str:
             body.append(f"\033[32m{text}\033[0m" if color else f"[[{text}]]")
     lines.append("".join(body))
     return "\n".join(lines)
+
+
+def _pair_lines(report: InspectReport, color: bool) -> list[str]:
+    """The sample pair: the prompt (masked) full width, then chosen and rejected side by side."""
+    import shutil
+    import textwrap
+
+    pair = report.pair
+    legend = "trained tokens in green" if color else "trained tokens are [[marked]]; the prompt is masked"
+    lines = [f"sample {report.sample_index + 1} as the trainer sees it ({legend}):", "prompt:",
+             (f"\033[2m{pair['prompt']}\033[0m" if color else pair["prompt"]), ""]
+    width = max(30, (shutil.get_terminal_size((120, 20)).columns - 3) // 2)
+    sides = [k for k in ("chosen", "rejected") if k in pair]
+    cols = []
+    for k in sides:
+        text = pair[k]
+        if color:
+            text = text.replace("[[", "").replace("]]", "")
+        wrapped = []
+        for para in text.splitlines() or [""]:
+            wrapped += textwrap.wrap(para, width) or [""]
+        title = k if "label" not in pair else f"{k} (label {str(pair['label']).lower()})"
+        cols.append([title, "-" * min(width, len(title))] + wrapped)
+    rows = max(len(c) for c in cols)
+    for i in range(rows):
+        cells = [(c[i] if i < len(c) else "") for c in cols]
+        if color and i >= 2:
+            cells = [f"\033[32m{x}\033[0m" + " " * (width - len(x)) for x in cells]
+            lines.append(" | ".join(cells))
+        else:
+            lines.append(" | ".join(x.ljust(width) for x in cells).rstrip())
+    return lines

@@ -96,10 +96,12 @@ class QuizItem:
 
 
 def quiz(spec: str, data: str, max_tokens: int = 48) -> list[QuizItem]:
-    """Greedy answers of base and tuned to each question; correct = the record's `expect` (or output) appears.
+    """Greedy answers of base and tuned to each question, each checked by what its record asks for.
 
-    Records are alpaca-style with an optional `expect` field holding the key fact
-    (e.g. "41"); without it the whole reference output must appear.
+    Records are alpaca-style (`instruction`) or preference/prompt-style (`prompt`). A record is checked
+    by its `expect` field (the key fact, e.g. "41", must appear; alpaca records fall back to the whole
+    `output`) or by `max_words` (the reply must be at most that many words: a style target such as
+    brevity). Records with neither are answered but not scored (correct is None).
     """
     from engine.chat import ChatSession
     from engine.config import load_config
@@ -114,11 +116,22 @@ def quiz(spec: str, data: str, max_tokens: int = 48) -> list[QuizItem]:
     items = []
     for _, rec in read_records(data):
         q = rec.get("instruction") or rec.get("prompt") or rec.get("question")
-        expect = rec.get("expect") or rec.get("output") or ""
+        if isinstance(q, list):  # a conversational prompt: its last user turn
+            q = next((m.get("content") for m in reversed(q) if m.get("role") == "user"), "")
+        expect = rec.get("expect") or ("" if "chosen" in rec else rec.get("output")) or ""
+        max_words = rec.get("max_words")
         answers, correct = {}, {}
         for name, s in sessions.items():
             s.reset()
             answers[name] = s.ask(q)
-            correct[name] = expect.lower() in answers[name].lower()
-        items.append(QuizItem(q, expect, answers, correct))
+            correct[name] = _check(answers[name], expect, max_words)
+        items.append(QuizItem(q, expect or (f"<= {max_words} words" if max_words else ""), answers, correct))
     return items
+
+
+def _check(answer: str, expect: str, max_words) -> bool | None:
+    if expect:
+        return expect.lower() in answer.lower()
+    if max_words:
+        return len(answer.split()) <= int(max_words)
+    return None

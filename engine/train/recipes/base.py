@@ -96,6 +96,12 @@ class BaseRecipe:
     def after_trainer(self, trainer) -> None:
         """Adjust a freshly built trainer (called after every (re)build)."""
 
+    def shares_prefix(self) -> bool:
+        """Whether a padded batch's common opening (system prompt, turn header) may run once for the batch
+        (engine/train/shared_prefix.py: exact, checked per architecture). For pairs the batch holds the chosen
+        and the rejected rows of every pair, so their shared prompt opening runs once, not twice per pair."""
+        return True
+
     def samples_per_epoch(self) -> int:
         """Training samples in one epoch (sequences, pairs or labelled completions)."""
         return len(self.data.train)
@@ -206,6 +212,10 @@ class BaseRecipe:
         )
         trainer.remove_callback(PrinterCallback)  # our events replace its raw dict prints
         self.after_trainer(trainer)
+        if self.shares_prefix():
+            from engine.train import shared_prefix
+
+            shared_prefix.install(trainer.model)
         return trainer
 
     # -- train -----------------------------------------------------------------

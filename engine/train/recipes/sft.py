@@ -44,11 +44,8 @@ class SftRecipe(BaseRecipe):
             padding_free=self._flatten_batches(), completion_only_loss=False, assistant_only_loss=False,
         )
 
-    def after_trainer(self, trainer) -> None:
-        if not self._flatten_batches():
-            from engine.train import shared_prefix
-
-            shared_prefix.install(trainer.model)  # a padded batch's common opening runs once (exact)
+    def shares_prefix(self) -> bool:
+        return not self._flatten_batches()  # a flattened batch has no common opening
 
     def _flatten_batches(self) -> bool:
         """Padding-free batches (each micro-batch flattened into one sequence) where attention is varlen.
