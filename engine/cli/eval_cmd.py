@@ -18,7 +18,12 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from engine.models.checks import check_run_stage
+    from engine.runs import is_run_dir
     from engine.train.evaluate import evaluate, quiz
+
+    if is_run_dir(args.spec):
+        check_run_stage(args.spec, "causal-lm")  # loss/perplexity are a language model's; an rm run scores answers
 
     results = evaluate(args.spec, args.data, args.max_len)
     items = quiz(args.spec, args.data) if args.answers else []
