@@ -89,7 +89,9 @@ def _no_weights(path: Path, trust_remote_code: bool) -> Optional[str]:
         return None
     return (
         f"Model folder '{path}' has no weights: no *.safetensors file. Point model= at the folder that holds "
-        f"config.json and model.safetensors (or model-0000N-of-0000M.safetensors), or download the model again."
+        f"config.json and model.safetensors (or model-0000N-of-0000M.safetensors), or download the model again "
+        f"(from the hub edgetune fetches only *.safetensors: a repo that ships only pytorch_model.bin needs converting, "
+        f"see the pickle note in the README's Models section)."
     )
 
 

@@ -212,6 +212,8 @@ def test_cli_unsupported_architecture(tmp_path, capsys):
     from engine.cli.main import main
 
     (tmp_path / "config.json").write_text(json.dumps({"architectures": ["BertForMaskedLM"]}))
+    (tmp_path / "model.safetensors").write_bytes(b"")  # a whole folder as far as engine.models.checks looks
+    (tmp_path / "tokenizer.json").write_text("{}")
     assert main(["export", "onnx", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
     assert "does not support architecture BertForMaskedLM" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
