@@ -142,7 +142,7 @@ def check_model_folder(path: str | Path, purpose: str = "causal-lm", trust_remot
     """Raise ModelSourceError naming the first problem of the folder for `purpose`; return when usable."""
     if purpose not in PURPOSES:
         raise ValueError(f"unknown purpose {purpose!r}; known: {', '.join(PURPOSES)}")
-    path = Path(path)
+    path = Path(path).expanduser().resolve()  # messages name the same absolute folder whichever command asked
     for check in CHECKS:
         if purpose in check.purposes:
             problem = check.problem(path, trust_remote_code)
