@@ -32,6 +32,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     check = "--check" in argv
 
+    from app.xcb_check import check_xcb
+
+    problem = check_xcb()  # before Qt loads its platform plugin: a clear message instead of Qt's abort
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
+
     from PySide6.QtCore import QTimer
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication

@@ -16,38 +16,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.errors import EdgetuneError
-
 
 def is_run_dir(path: str | Path) -> bool:
+    """A folder `engine train` wrote: config.yaml and at least one of adapter/, final/, merged/, checkpoints/."""
     p = Path(path)
     return p.is_dir() and (p / "config.yaml").is_file() and any((p / d).is_dir() for d in ("adapter", "final", "merged", "checkpoints"))
 
 
-def model_dir_for(spec: str | Path) -> Path:
-    """An HF folder for a run folder (its merged/ model, merged on demand) or any model spec."""
-    p = Path(spec)
-    if is_run_dir(p):
-        merged = p / "merged"
-        if (merged / "config.json").is_file() and not _adapter_newer(p):
-            return merged
-        if (p / "adapter" / "adapter_config.json").is_file():
-            from engine.train.merge import merge_run
+def model_dir_for(spec: str | Path, purpose: str = "causal-lm", trust_remote_code: bool = False) -> Path:
+    """An HF folder for a run folder (its merged/ model, merged on demand) or any model spec.
 
-            return merge_run(p)
-        if (p / "final" / "config.json").is_file():  # full / freeze fine-tunes save whole weights
-            return p / "final"
-        raise EdgetuneError(f"Run folder '{p}' has no adapter/ or merged/ yet: the run did not finish. Resume it with `engine train --resume {p}`.")
+    The same as `engine.models.resolve_model(spec).path`: one resolver, one set of checks.
+    """
     from engine.models import resolve_model
 
-    return resolve_model(str(spec)).path
-
-
-def _adapter_newer(run: Path) -> bool:
-    """The adapter changed after merged/ was written (the run was resumed or retrained): merge again."""
-    adapter = run / "adapter" / "adapter_model.safetensors"
-    merged = sorted((run / "merged").glob("*.safetensors"))
-    return adapter.is_file() and bool(merged) and adapter.stat().st_mtime > min(f.stat().st_mtime for f in merged)
+    return resolve_model(str(spec), purpose=purpose, trust_remote_code=trust_remote_code).path
 
 
 def exports_dir_for(spec: str | Path) -> Path:

@@ -13,7 +13,12 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from engine.models.checks import check_run_stage
+    from engine.runs import is_run_dir
     from engine.train.merge import merge_adapter
+
+    if is_run_dir(args.run_dir):
+        check_run_stage(args.run_dir, "causal-lm")  # a reward model's score head does not merge into a chat model
 
     report = merge_adapter(args.run_dir, args.out, args.dtype)
     print(f"merged -> {report.out}  (max |merged - base+adapter| = {report.max_abs_diff:.2e}, "

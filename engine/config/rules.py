@@ -145,7 +145,7 @@ def chat_template_resolves(cfg) -> Optional[str]:
 
 @rule
 def onnx_pair_builds(cfg) -> Optional[str]:
-    from exporters.onnx.targets import TARGETS, supported_pairs
+    from engine.formats.onnx_targets import TARGETS, supported_pairs
 
     e = cfg.export
     if e.onnx_precision not in TARGETS[e.onnx_device].precisions:

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union
 
 # The ONNX exporter's registries (plain dataclasses, no heavy imports) name its precisions and targets.
-from exporters.onnx.targets import PRECISIONS as ONNX_PRECISIONS
-from exporters.onnx.targets import TARGETS as ONNX_TARGETS
+from engine.formats.onnx_targets import PRECISIONS as ONNX_PRECISIONS
+from engine.formats.onnx_targets import TARGETS as ONNX_TARGETS
 
 from engine.config.stages import STAGES, DpoSettings, KtoSettings, OrpoSettings, RmSettings, SimpoSettings
 

@@ -43,7 +43,7 @@ def materialise_gguf(gguf: Path, cache_name: Optional[str] = None) -> Path:
     target = cache_dir() / "models" / f"{name}-{_fingerprint(gguf)}"
     if (target / MARKER).is_file():
         return target
-    from exporters.gguf.integrity import DamagedGguf, check_gguf
+    from engine.formats.gguf_integrity import DamagedGguf, check_gguf
 
     try:
         check_gguf(gguf)  # a cut-short file: say so, instead of a numpy reshape error from deep inside transformers

@@ -29,5 +29,5 @@ def tokenizer_from_dir(path: str | Path, chat_template: Optional[str] = None, de
 
 
 def load_tokenizer(spec: str, chat_template: Optional[str] = None, revision: Optional[str] = None):
-    """The tokenizer of any model spec (bundled name, folder, .gguf, hub id)."""
-    return tokenizer_from_dir(resolve_model(spec, revision).path, chat_template)
+    """The tokenizer of any model spec (bundled name, folder, .gguf, hub id, run folder)."""
+    return tokenizer_from_dir(resolve_model(spec, revision, purpose="tokenizer").path, chat_template)

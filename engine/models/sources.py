@@ -4,10 +4,15 @@
     resolve_model("/data/my-llama")           # a local HF folder
     resolve_model("model.Q4_K_M.gguf")        # de-quantised once, then cached
     resolve_model("Qwen/Qwen2.5-0.5B")        # hub id: cached snapshot or download
+    resolve_model("runs/sft")                 # a run folder: its merged/ model (merged on demand) or final/
 
 Every source returns a `ResolvedModel` whose `path` is a plain HF folder
 (config.json + safetensors + tokenizer) so the rest of the engine never cares
-where the weights came from.
+where the weights came from. Every command (train, chat, eval, merge, export, plan,
+data) resolves a model here, and every folder then goes through the same checks
+(engine/models/checks.py): safetensors weights (never pickles), a tokenizer, no model
+code run without model.trust_remote_code=true, and no reward model (stage=rm) where a
+chat model is needed.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from engine.errors import ModelSourceError
+from engine.models.checks import check_model_folder, check_run_stage, run_stage
 
 
 @dataclass
@@ -26,6 +32,8 @@ class ResolvedModel:
     name: str
     path: Path
     source: str
+    run: Optional[Path] = None  # the run folder, when the model came from one
+    stage: Optional[str] = None  # that run's training stage (sft, dpo, ..., rm)
 
 
 @dataclass
@@ -69,6 +77,47 @@ def _gguf(spec: str, revision: Optional[str]) -> ResolvedModel:
     if not path.is_file():
         raise ModelSourceError(f"GGUF file '{spec}' not found. Check the path, or use model=smollm2-135m-instruct.")
     return ResolvedModel(path.stem, materialise_gguf(path), "gguf")
+
+
+def _is_run(spec: str) -> bool:
+    from engine.runs import is_run_dir
+
+    return is_run_dir(Path(spec).expanduser())
+
+
+def finished_model_folder(run: Path) -> Optional[Path]:
+    """A run's own whole-model folder without merging anything (no torch): merged/ when it is newer
+    than the adapter, final/ for full fine-tunes, else None (the adapter must be merged first)."""
+    merged = run / "merged"
+    if (merged / "config.json").is_file() and not _adapter_newer(run):
+        return merged
+    if not (run / "adapter" / "adapter_config.json").is_file() and (run / "final" / "config.json").is_file():
+        return run / "final"  # full / freeze fine-tunes save whole weights
+    return None
+
+
+def _adapter_newer(run: Path) -> bool:
+    """The adapter changed after merged/ was written (the run was resumed or retrained): merge again."""
+    adapter = run / "adapter" / "adapter_model.safetensors"
+    merged = sorted((run / "merged").glob("*.safetensors"))
+    return adapter.is_file() and bool(merged) and adapter.stat().st_mtime > min(f.stat().st_mtime for f in merged)
+
+
+@register_source("run", _is_run)
+def _run(spec: str, revision: Optional[str]) -> ResolvedModel:
+    run = Path(spec).expanduser().resolve()
+    stage = run_stage(run)
+    if stage == "rm":  # a score head, not a language model: never merged; resolve_model's stage check decides
+        return ResolvedModel(run.name, run / "adapter", "run", run, stage)
+    folder = finished_model_folder(run)
+    if folder is None and (run / "adapter" / "adapter_config.json").is_file():
+        from engine.train.merge import merge_run  # torch: only when a merge is really needed
+
+        folder = Path(merge_run(run))
+    if folder is None:
+        raise ModelSourceError(f"Run folder '{run}' has no adapter/, merged/ or final/ model yet: the run did not "
+                               f"finish. Resume it with `engine train --resume {run}`.")
+    return ResolvedModel(run.name, folder, "run", run, stage)
 
 
 def _looks_local(spec: str) -> bool:
@@ -119,12 +168,23 @@ def _hub(spec: str, revision: Optional[str]) -> ResolvedModel:
     return ResolvedModel(spec, Path(path), "hub")
 
 
-def resolve_model(spec: str, revision: Optional[str] = None) -> ResolvedModel:
-    """Turn a model spec into a local HF folder, trying each source in order."""
+def resolve_model(spec: str, revision: Optional[str] = None, purpose: str = "causal-lm",
+                  trust_remote_code: bool = False) -> ResolvedModel:
+    """Turn a model spec into a checked local HF folder, trying each source in order.
+
+    `purpose` is what the caller needs ("causal-lm": train, chat, eval, merge, export, plan;
+    "reward": a stage=rm run for scoring; "tokenizer": only its tokenizer). The folder is
+    checked for that purpose (engine.models.checks) before anything loads it: a problem
+    raises ModelSourceError naming it and the fix. `trust_remote_code` is model.trust_remote_code.
+    """
     spec = str(spec).strip()
     if not spec:
         raise ModelSourceError("No model given. Set model=smollm2-135m-instruct, a folder, a .gguf file or a hub id.")
     for source in SOURCES:
         if source.matches(spec):
-            return source.resolve(spec, revision)
+            resolved = source.resolve(spec, revision)
+            if resolved.run is not None:
+                check_run_stage(resolved.run, purpose)
+            check_model_folder(resolved.path, purpose, trust_remote_code)
+            return resolved
     raise ModelSourceError(f"No model source accepts '{spec}'.")  # unreachable: hub matches all

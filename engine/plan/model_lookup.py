@@ -1,7 +1,9 @@
 """Find a model's shape without torch and without the network.
 
 Tried in order, like `engine.models.sources`:
-  1. a local folder with config.json (or a run's merged/ folder)
+  1. a local folder with config.json, or a run folder (its merged/ or final/ model, else its base
+     model's shape: merging changes no shape); checked with engine.models.checks, the same
+     policy every command applies (pickle weights, no tokenizer, remote code, a reward model)
   2. a .gguf file: its metadata header, read with the `gguf` package (numpy only)
   3. the bundled model: the config.json of its de-quantised cache folder, else the catalog
   4. a hub id already in the Hugging Face cache: the snapshot's config.json
@@ -29,11 +31,32 @@ def _read_config(path: Path, name: str, source: str) -> ModelShape:
     return shape_from_config(config, name=name, source=source)
 
 
-def _from_folder(spec: str) -> Optional[ModelShape]:
+def _run_base(run: Path) -> str:
+    """model.name_or_path of a run's config.yaml (read as plain YAML: no config machinery)."""
+    import yaml
+
+    data = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
+    base = (data.get("model") or {}).get("name_or_path") if isinstance(data, dict) else None
+    if not base:
+        raise ModelSourceError(f"{run / 'config.yaml'} names no model.name_or_path, so its shape is unknown.")
+    return str(base)
+
+
+def _from_folder(spec: str, trust_remote_code: bool = False) -> Optional[ModelShape]:
+    from engine.models.checks import check_model_folder, check_run_stage
+    from engine.models.sources import finished_model_folder
+    from engine.runs import is_run_dir
+
     path = Path(spec).expanduser()
-    for candidate in (path, path / "merged"):
-        if (candidate / "config.json").is_file():
-            return _read_config(candidate / "config.json", path.name, f"config.json in {candidate}")
+    if is_run_dir(path):
+        check_run_stage(path, "shape")
+        folder = finished_model_folder(path)
+        if folder is None:  # adapter not merged yet: the merged model will have its base's shape
+            return find_shape(_run_base(path), trust_remote_code)
+        path = folder
+    if (path / "config.json").is_file():
+        check_model_folder(path, "shape", trust_remote_code)  # config.json alone is enough to plan
+        return _read_config(path / "config.json", path.name, f"config.json in {path}")
     return None
 
 
@@ -112,11 +135,14 @@ def _from_catalog(spec: str) -> Optional[ModelShape]:
 FINDERS = (_from_folder, _from_gguf, _from_bundled, _from_hub_cache, _from_catalog)
 
 
-def find_shape(spec: str) -> ModelShape:
-    """The shape of `model.name_or_path`, read without torch or network."""
+def find_shape(spec: str, trust_remote_code: bool = False) -> ModelShape:
+    """The shape of `model.name_or_path`, read without torch or network.
+
+    A local folder or run is checked like `engine.models.resolve_model` checks it (same messages).
+    """
     spec = str(spec).strip()
     for finder in FINDERS:
-        shape = finder(spec)
+        shape = finder(spec, trust_remote_code) if finder is _from_folder else finder(spec)
         if shape is not None:
             return shape
     close = suggestions(spec)

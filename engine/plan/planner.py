@@ -129,7 +129,7 @@ def build_plan(cfg, target: Target, shape: Optional[ModelShape] = None, advise: 
     """The full plan for `cfg` on `target` ('auto' values resolved first)."""
     from engine.plan.advice import advise_changes
 
-    shape = shape or find_shape(cfg.model.name_or_path)
+    shape = shape or find_shape(cfg.model.name_or_path, cfg.model.trust_remote_code)
     batch, ckpt = _choose(cfg, target, shape)
     spec = run_spec(cfg, target.device, shape, batch, ckpt)
     parts = estimate(spec)
@@ -183,4 +183,4 @@ def resolve_auto(cfg, device: str = "cuda", memory_gb: Optional[float] = None) -
     if cfg.optim.batch_size != "auto" and cfg.train.gradient_checkpointing != "auto":
         return int(cfg.optim.batch_size), bool(cfg.train.gradient_checkpointing)
     target = _target(device, memory_gb)
-    return _choose(cfg, target, find_shape(cfg.model.name_or_path))
+    return _choose(cfg, target, find_shape(cfg.model.name_or_path, cfg.model.trust_remote_code))

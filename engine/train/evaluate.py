@@ -60,7 +60,7 @@ def evaluate(spec: str, data: str, max_len: int = 1024, compare_base: bool = Tru
     run = Path(spec) if is_run_dir(spec) else None
     if run is not None:
         cfg = load_config(run / "config.yaml")
-        base_dir = resolve_model(cfg.model.name_or_path, cfg.model.revision).path
+        base_dir = resolve_model(cfg.model.name_or_path, cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code).path
         tok_dir = run / "adapter" if (run / "adapter").is_dir() else base_dir
         max_len = cfg.sequence.max_len
     else:

@@ -38,7 +38,7 @@ def start_model_dir(cfg) -> Path:
     """The HF folder a run started from (a model, or an earlier run's merged result)."""
     from engine.models import resolve_model
 
-    return resolve_model(cfg.model.name_or_path, cfg.model.revision).path
+    return resolve_model(cfg.model.name_or_path, cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code).path
 
 
 def load_policy(run: str | Path):

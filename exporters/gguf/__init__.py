@@ -12,7 +12,8 @@ Layout (one concept per file):
   verify.py, advisor.py    llama.cpp vs HF: token ids, logits NMSE/KL/top-1, stopping; --quant auto
   modelfile.py             Ollama Modelfile from the chat template
   lora.py, adapter_export.py   LoRA adapter GGUF for llama.cpp --lora
-  integrity.py             truncation detection (temp-file writes and disk checks: exporters/safe_write.py)
+  (truncation detection: engine/formats/gguf_integrity.py; llama.cpp loading: engine/runtimes/llama.py;
+   temp-file writes and disk checks: exporters/safe_write.py)
   exporter.py, progress.py, cli.py   orchestration, progress bar/events, `engine export gguf`
 
 Importing this package is cheap; heavy modules load inside functions.

@@ -53,7 +53,7 @@ def _base_identity(base_dir: Path) -> dict:
 def export_run_adapter(run_dir: Path, out_dir: Path, exporter, verify: bool = True) -> list:
     """Write base-f16.gguf and adapter-f16.gguf for a run; returns the VerifyReports (empty without verify)."""
     from exporters.gguf.convert import GgufConverter
-    from exporters.gguf.integrity import check_gguf
+    from engine.formats.gguf_integrity import check_gguf
     from exporters.gguf.lora import export_lora_adapter, read_adapter_config
     from exporters.safe_write import atomic_path, check_free_space, write_text_atomic
 

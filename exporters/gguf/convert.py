@@ -177,7 +177,7 @@ class GgufConverter:
 def convert_hf_to_gguf(model_dir: Path, out_path: Path, out_type: str = "f16", progress: Optional[Progress] = None,
                        pre_tokenizer: Optional[str] = None, metadata: Optional[dict] = None) -> ConvertResult:
     """Convert an HF folder to one GGUF file of a direct type, safely (temp file, check, rename)."""
-    from exporters.gguf.integrity import check_gguf
+    from engine.formats.gguf_integrity import check_gguf
     from exporters.safe_write import atomic_path, check_free_space
 
     spec = gguf_type(out_type)

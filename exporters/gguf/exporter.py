@@ -98,7 +98,7 @@ class GgufExporter:
         return self._ref
 
     def _write_direct(self, quant: str, path: Path, report=None) -> ExportedFile:
-        from exporters.gguf.integrity import check_gguf
+        from engine.formats.gguf_integrity import check_gguf
         from exporters.safe_write import atomic_path
 
         start = time.perf_counter()

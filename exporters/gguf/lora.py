@@ -73,7 +73,7 @@ def export_lora_adapter(adapter_dir: Path, base_dir: Path, out_path: Path, out_t
     import gguf
 
     from exporters.gguf.convert import read_config
-    from exporters.gguf.integrity import check_gguf
+    from engine.formats.gguf_integrity import check_gguf
     from exporters.gguf.registry import architecture_for
     from exporters.safe_write import atomic_path
     from exporters.gguf.tensors import SafetensorsSource, storage_type, to_storage

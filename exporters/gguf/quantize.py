@@ -118,7 +118,7 @@ def interrupts_deferred():
 
 def quantize_gguf(src: Path, dst: Path, quant: str, threads: int = 0) -> None:
     """Quantise an f32/f16/bf16 GGUF `src` into `dst` (written under a temp name, renamed when complete)."""
-    from exporters.gguf.integrity import check_gguf
+    from engine.formats.gguf_integrity import check_gguf
     from exporters.safe_write import atomic_path
 
     spec = gguf_type(quant)

@@ -243,7 +243,7 @@ def open_llama(path: Path, n_ctx: int = 512, lora: Optional[Path] = None):
     from exporters.gguf.quantize import require_llama_cpp
 
     require_llama_cpp("Verification")
-    from exporters.gguf.llama_runtime import load_llama
+    from engine.runtimes.llama import load_llama
     from exporters.gguf.quantize import quiet_llama_logs
 
     quiet_llama_logs()

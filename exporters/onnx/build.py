@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from engine.errors import EdgetuneError
-from exporters.onnx.targets import PRECISIONS, Target
+from engine.formats.onnx_targets import PRECISIONS, Target
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".index.json")
 LAYER_LINE = re.compile(r"Reading layer (\d+)")
@@ -110,7 +110,7 @@ def tune_genai_config(out: Path, target: Target) -> dict:
     The window never goes below a sliding-window graph's own window (see runtime.min_kv_capacity):
     onnxruntime would refuse to run it at all.
     """
-    from exporters.onnx.runtime import min_kv_capacity
+    from engine.runtimes.onnx_genai import min_kv_capacity
 
     path = out / "genai_config.json"
     config = json.loads(path.read_text(encoding="utf-8"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 
 from engine.errors import EdgetuneError
-from exporters.onnx.targets import PRECISIONS, TARGETS, supported_pairs
+from engine.formats.onnx_targets import PRECISIONS, TARGETS, supported_pairs
 
 
 def add_parser(sub) -> None:

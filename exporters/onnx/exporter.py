@@ -23,7 +23,7 @@ from typing import Callable, Optional
 from engine.errors import EdgetuneError
 from engine.events import EventSink
 from engine.models.param_count import param_count
-from exporters.onnx.targets import PRECISIONS, folder_name, resolve_target
+from engine.formats.onnx_targets import PRECISIONS, folder_name, resolve_target
 
 BOOKKEEPING = ("verify.json", "export.json", "README.md", "build.log")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exporters.onnx.targets import Target
+from engine.formats.onnx_targets import Target
 
 PIP_PACKAGE = {"cpu": "onnxruntime-genai", "mobile": "onnxruntime-genai", "cuda": "onnxruntime-genai-cuda",
                "dml": "onnxruntime-genai-directml"}
@@ -80,7 +80,7 @@ def write_readme(folder: Path, info: dict, target: Target, genai_config: dict, p
         '    print(stream.decode(generator.get_next_tokens()[0]), end="", flush=True)',
         "```",
         "",
-        "Or with edgetune: `from exporters.onnx.runtime import OnnxChatModel`.",
+        "Or with edgetune: `from engine.runtimes.onnx_genai import OnnxChatModel`.",
     ]
     if target.name == "mobile":
         weights_mb = info["size_mb"]

@@ -16,7 +16,7 @@ SPEED_PROMPT = [{"role": "user", "content": "Tell me a short story about a lante
 def measure_speed(folder: str | Path, new_tokens: int = 64, runs: int = 3, provider: str = "cpu", model=None,
                   threads=None) -> dict:
     """{"tokens_per_s": median decode tokens/s, "prefill_ms": median, "new_tokens", "runs", "provider"}."""
-    from exporters.onnx.runtime import OnnxChatModel
+    from engine.runtimes.onnx_genai import OnnxChatModel
 
     model = model or OnnxChatModel(folder, provider=provider, threads=threads)
     prompt_ids = model.encode(model.render(SPEED_PROMPT))

@@ -108,7 +108,7 @@ def _feed(session, ids, genai_decoder: dict) -> dict:
     """Inputs for one no-cache forward pass, built from the graph's own input list."""
     import numpy as np
 
-    from exporters.onnx.runtime import sliding_window_size
+    from engine.runtimes.onnx_genai import sliding_window_size
 
     n = ids.shape[1]
     feed = {}
@@ -250,7 +250,7 @@ def verify_export(folder: str | Path, hf_dir: str | Path, precision: str) -> dic
 
     from engine.data.chat_templates import EXPORT_FALLBACK
     from engine.models.loading import tokenizer_from_dir
-    from exporters.onnx.runtime import OnnxChatModel
+    from engine.runtimes.onnx_genai import OnnxChatModel
 
     from transformers.utils import logging as hf_logging
 

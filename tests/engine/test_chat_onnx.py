@@ -208,7 +208,7 @@ def test_model_larger_than_free_memory_is_refused_before_loading(tmp_path, monke
 
 
 def test_memory_estimate_counts_weights_and_kv_cache(tmp_path):
-    from exporters.onnx.runtime import RUNTIME_OVERHEAD_GB, WEIGHTS_FACTOR, memory_needed_gb
+    from engine.runtimes.onnx_genai import RUNTIME_OVERHEAD_GB, WEIGHTS_FACTOR, memory_needed_gb
 
     decoder = {"num_hidden_layers": 2, "num_key_value_heads": 2, "head_size": 16, "hidden_size": 64,
                "num_attention_heads": 4}
@@ -221,7 +221,7 @@ def test_memory_estimate_counts_weights_and_kv_cache(tmp_path):
 
 def test_engine_chat_imports_no_onnx_runtime_or_qt():
     code = ("import sys, engine.chat, engine.chat.backends.onnx; "
-            "bad = [m for m in ('exporters.onnx.runtime', 'onnxruntime_genai', 'PySide6') if m in sys.modules]; "
+            "bad = [m for m in ('engine.runtimes.onnx_genai', 'onnxruntime_genai', 'PySide6') if m in sys.modules]; "
             "assert not bad, bad")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert out.returncode == 0, out.stderr

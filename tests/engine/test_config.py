@@ -96,7 +96,7 @@ def test_yaml_sections_and_duplicate_keys_are_explained(tmp_path):
 
 
 def test_onnx_choices_come_from_the_exporter_registry():
-    from exporters.onnx.targets import PRECISIONS, TARGETS
+    from engine.formats.onnx_targets import PRECISIONS, TARGETS
 
     assert FIELDS["export.onnx_precision"].choices == tuple(PRECISIONS)
     assert FIELDS["export.onnx_device"].choices == tuple(TARGETS)

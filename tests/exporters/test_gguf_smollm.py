@@ -59,7 +59,7 @@ def test_run_folder_to_verified_gguf_and_chat(smol_run):
     assert "FROM ./model-q8_0.gguf" in modelfile and "ollama create quillon-smol" in modelfile
 
     # Chat the way llama.cpp users do: its own chat handler, with the template stored in the GGUF.
-    from exporters.gguf.llama_runtime import load_llama
+    from engine.runtimes.llama import load_llama
 
     llm = load_llama(exports / "model-f16.gguf", n_ctx=512, verbose=False)
     reply = llm.create_chat_completion([{"role": "user", "content": "What is the capital of France?"}],

@@ -154,7 +154,7 @@ def test_full_disk_stops_the_export_before_writing(tiny_model_dir, tmp_path, mon
 
 def test_truncated_gguf_is_detected(tiny_model_dir, tmp_path):
     from exporters.gguf.convert import convert_hf_to_gguf
-    from exporters.gguf.integrity import DamagedGguf, check_gguf
+    from engine.formats.gguf_integrity import DamagedGguf, check_gguf
 
     path = convert_hf_to_gguf(tiny_model_dir, tmp_path / "m.gguf", "f16").path
     assert check_gguf(path)["tensors"] > 0
@@ -172,7 +172,7 @@ def test_truncated_gguf_as_input_is_named_everywhere(tiny_model_dir, tmp_path, m
     from engine.chat import ChatSession
     from engine.models.gguf_import import materialise_gguf
     from exporters.gguf.convert import convert_hf_to_gguf
-    from exporters.gguf.llama_runtime import load_llama
+    from engine.runtimes.llama import load_llama
 
     monkeypatch.setenv("EDGETUNE_HOME", str(tmp_path / "home"))
     path = convert_hf_to_gguf(tiny_model_dir, tmp_path / "m.gguf", "f16").path

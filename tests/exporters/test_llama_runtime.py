@@ -8,7 +8,7 @@ pytest.importorskip("llama_cpp")
 
 
 def test_extra_buffers_follow_the_build(monkeypatch):
-    from exporters.gguf import llama_runtime
+    from engine.runtimes import llama as llama_runtime
 
     monkeypatch.delenv("EDGETUNE_LLAMA_EXTRA_BUFTS", raising=False)
     assert llama_runtime.extra_buffers_safe() == (not llama_runtime.amx_in_build())
@@ -21,7 +21,7 @@ def test_batched_prompt_runs_and_defaults_are_restored(monkeypatch):
     import llama_cpp.llama_cpp as capi
 
     from engine.models.bundled import bundled_gguf_path
-    from exporters.gguf import llama_runtime
+    from engine.runtimes import llama as llama_runtime
 
     monkeypatch.setattr(llama_runtime, "extra_buffers_safe", lambda: False)  # take the patched path everywhere
     default = capi.llama_model_default_params

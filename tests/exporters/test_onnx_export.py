@@ -13,7 +13,7 @@ import pytest
 
 from engine.events import SCHEMA, EventSink
 from exporters.onnx.exporter import OnnxExporter
-from exporters.onnx.runtime import OnnxChatModel
+from engine.runtimes.onnx_genai import OnnxChatModel
 from tests.conftest import REPO
 from tests.exporters.test_gguf_fixtures import tiny_models  # noqa: F401  (fixture)
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from engine.errors import EdgetuneError
-from exporters.onnx.targets import PRECISIONS, TARGETS, folder_name, resolve_target
+from engine.formats.onnx_targets import PRECISIONS, TARGETS, folder_name, resolve_target
 from tests.conftest import REPO
 
 
@@ -187,7 +187,7 @@ def test_missing_source_is_a_clear_error(tmp_path, capsys):
 
 
 def test_runtime_rejects_a_folder_that_is_not_an_export(tmp_path):
-    from exporters.onnx.runtime import OnnxChatModel
+    from engine.runtimes.onnx_genai import OnnxChatModel
 
     with pytest.raises(EdgetuneError, match="no genai_config.json"):
         OnnxChatModel(tmp_path)
@@ -212,6 +212,8 @@ def test_cli_unsupported_architecture(tmp_path, capsys):
     from engine.cli.main import main
 
     (tmp_path / "config.json").write_text(json.dumps({"architectures": ["BertForMaskedLM"]}))
+    (tmp_path / "model.safetensors").write_bytes(b"")  # a whole folder as far as engine.models.checks looks
+    (tmp_path / "tokenizer.json").write_text("{}")
     assert main(["export", "onnx", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
     assert "does not support architecture BertForMaskedLM" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
@@ -263,7 +265,7 @@ def test_sliding_window_graphs_keep_a_kv_buffer_of_their_window(tmp_path):
     """Gemma 2/3: onnxruntime refuses a KV buffer smaller than the graph's local window, so the mobile
     target's 2048-token cap stops at the window, and the runtime never asks for less."""
     from exporters.onnx.build import tune_genai_config
-    from exporters.onnx.runtime import min_kv_capacity
+    from engine.runtimes.onnx_genai import min_kv_capacity
 
     config = {"model": {"context_length": 8192, "decoder": {"sliding_window": {"window_size": 4096}}},
               "search": {"max_length": 8192}}

@@ -20,7 +20,7 @@ class GgufChatBackend:
 
     def __init__(self, ref: str, template: Optional[str] = None, n_ctx: int = 2048):
         try:
-            from exporters.gguf.llama_runtime import load_llama
+            from engine.runtimes.llama import load_llama
         except ImportError:
             raise EdgetuneError("Chatting with a .gguf needs llama-cpp-python: pip install 'edgetune[gguf]'.") from None
         path = Path(ref)

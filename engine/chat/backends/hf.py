@@ -12,20 +12,29 @@ from engine.chat.template import render_prompt
 
 
 def _base_and_adapter(ref: str) -> tuple[Path, Path | None, Path]:
-    """(base model folder, adapter folder or None, folder holding the tokenizer)."""
+    """(base model folder, adapter folder or None, folder holding the tokenizer).
+
+    Every model folder comes from `resolve_model`, so chat refuses what train and export refuse
+    (pickle weights, no tokenizer, remote code, a reward model) with the same message. A run or
+    adapter folder without a fresh merged/ model chats as adapter-on-base: no merge needed.
+    """
     from engine.config import load_config
     from engine.models import resolve_model
+    from engine.models.checks import check_run_stage
+    from engine.models.sources import finished_model_folder
     from engine.runs import is_run_dir
 
     p = Path(ref)
     if is_run_dir(p):
-        if (p / "merged" / "config.json").is_file():
-            return p / "merged", None, p / "merged"
+        check_run_stage(p, "causal-lm")  # an rm run: named as a reward model before anything loads
+        if finished_model_folder(p) is not None:
+            folder = resolve_model(str(p)).path
+            return folder, None, folder
         cfg = load_config(p / "config.yaml")
-        base = resolve_model(cfg.model.name_or_path, cfg.model.revision).path
+        base = resolve_model(cfg.model.name_or_path, cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code).path
         if (p / "adapter" / "adapter_config.json").is_file():
             return base, p / "adapter", p / "adapter"
-        return p / "final", None, p / "final"
+        return resolve_model(str(p)).path, None, p / "final"  # names the unfinished run
     if (p / "adapter_config.json").is_file():
         base_ref = json.loads((p / "adapter_config.json").read_text())["base_model_name_or_path"]
         return resolve_model(base_ref).path, p, p

@@ -1,9 +1,9 @@
 """ONNX Runtime GenAI backend for folders written by `engine export onnx` (genai_config.json inside).
 
-The decode loop is `exporters.onnx.runtime.OnnxChatModel`'s, the one the exporter verifies
+The decode loop is `engine.runtimes.onnx_genai.OnnxChatModel`'s, the one the exporter verifies
 and times; this backend only renders the prompt with the shared chat template and maps the
-sampling options onto it. `exporters` is imported when a backend is opened, so that
-`import engine.chat` stays light.
+sampling options onto it. The runtime (and onnxruntime-genai) is imported when a backend is
+opened, so that `import engine.chat` stays light.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class OnnxChatBackend:
         except ImportError:
             raise EdgetuneError("Chatting with an ONNX model needs onnxruntime-genai: pip install 'edgetune[onnx]'.") from None
         from engine.models.loading import tokenizer_from_dir
-        from exporters.onnx.runtime import OnnxChatModel, memory_needed_gb
+        from engine.runtimes.onnx_genai import OnnxChatModel, memory_needed_gb
 
         folder = Path(ref)
         require_memory(ref, memory_needed_gb(folder), _memory_fix(folder))

@@ -151,7 +151,8 @@ class BaseRecipe:
         """The HF folder training starts from: a model, or an earlier run (its merged result)."""
         from engine.models import resolve_model
 
-        return resolve_model(self.cfg.model.name_or_path, self.cfg.model.revision).path
+        return resolve_model(self.cfg.model.name_or_path, self.cfg.model.revision,
+                             trust_remote_code=self.cfg.model.trust_remote_code).path
 
     def _resolve_auto(self) -> tuple[int, bool]:
         """Resolve 'auto' batch size / gradient checkpointing with the memory planner."""
