@@ -304,7 +304,8 @@ def activations(spec: RunSpec) -> Part:
         weights = sum(i * o for _, i, o in spec.lora_modules) * 4
         gb += weights * (1 if spec.gradient_checkpointing else layers) / GB
         how += " + DoRA weight norms"
-    return Part("activations", gb, f"{how}; {spec.batch_size} x {spec.max_len} tokens")
+    rows = f"{spec.batch_size} x {spec.sequences} sequences" if spec.sequences > 1 else f"{spec.batch_size}"
+    return Part("activations", gb, f"{how}; {rows} x {spec.max_len} tokens")
 
 
 @term
@@ -318,10 +319,24 @@ def logits_and_loss(spec: RunSpec) -> Part:
     of the final hidden states.
     """
     s, t = spec.shape, spec.tokens
+    if spec.loss_head == "score":
+        return Part("logits and loss", 4 * t * s.hidden_size / GB, "one-output score head: only the last hidden states' gradient")
     if spec.loss_head == "full":
         return Part("logits and loss", 12 * t * s.vocab_size / GB, f"3 fp32 buffers of {t} tokens x {s.vocab_size} vocab")
     tile = min(t, LOSS_TILE_TOKENS) * min(s.vocab_size, LOSS_TILE_VOCAB) * spec.compute_bytes
     return Part("logits and loss", (tile + 4 * t * s.hidden_size) / GB, "fused LM head + loss, computed in tiles")
+
+
+@term
+def reference_model(spec: RunSpec) -> Optional[Part]:
+    """DPO/KTO's reference: with LoRA the policy with its adapter disabled (no extra weights; its no-grad
+    forward runs before the policy's and frees its activations, so it adds nothing to the peak); with
+    full/freeze fine-tuning a frozen copy of the start model in the compute dtype; precomputed: none."""
+    if spec.reference != "copy":
+        return None
+    n = spec.shape.total_params
+    return Part("reference model", n * spec.compute_bytes / GB,
+                f"frozen copy of the start model for {spec.stage} ({_b(n)} params, {_dtype_name(spec.compute_bytes)})")
 
 
 @term

@@ -63,6 +63,7 @@ class MemoryPlan:
     total_params: int = 0
     trainable_params: int = 0
     method: str = ""
+    stage: str = "sft"
     backend: str = ""
     compute_dtype: str = ""
     max_len: int = 0
@@ -139,7 +140,7 @@ def build_plan(cfg, target: Target, shape: Optional[ModelShape] = None, advise: 
         fits=total <= target.memory_gb, batch_size=batch, gradient_checkpointing=ckpt, advice=[],
         verdict=_verdict(total, target.memory_gb), memory_gb=target.memory_gb, device=target.device,
         target=target.name, model=shape.name, model_source=shape.source, total_params=shape.total_params,
-        trainable_params=_trainable(spec), method=cfg.method, backend=spec.backend,
+        trainable_params=_trainable(spec), method=cfg.method, stage=spec.stage, backend=spec.backend,
         compute_dtype={2: "16-bit", 4: "fp32"}[spec.compute_bytes], max_len=spec.max_len,
         grad_accum=cfg.optim.grad_accum, notes={p.name: p.note for p in parts},
         max_batch_size=_largest(lambda b: _fits(estimate(spec.with_(batch_size=b)), target.memory_gb, 1.0), 256),

@@ -14,7 +14,7 @@ def format_plan(plan: MemoryPlan) -> str:
     ckpt = "on" if plan.gradient_checkpointing else "off"
     lines = [
         f"model:    {plan.model} ({_params(plan.total_params)} params; shape from {plan.model_source})",
-        f"method:   {plan.method}, backend {plan.backend}, compute {plan.compute_dtype}, "
+        f"method:   {plan.method} (stage {plan.stage}), backend {plan.backend}, compute {plan.compute_dtype}, "
         f"{_params(plan.trainable_params)} trainable",
         f"device:   {plan.target} [{plan.device}, {plan.memory_gb:.1f} GB]",
         f"run:      micro-batch {plan.batch_size} x grad_accum {plan.grad_accum}, max_len {plan.max_len}, "

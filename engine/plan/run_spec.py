@@ -40,12 +40,15 @@ class RunSpec:
     batch_size: int
     max_len: int
     gradient_checkpointing: bool
-    loss_head: str  # full (logits materialised) | chunked (fused LM head + loss in tiles)
+    loss_head: str  # full (logits materialised) | chunked (fused LM head + loss in tiles) | score (reward head)
+    stage: str = "sft"
+    sequences: int = 1  # sequences per sample: 2 for a preference pair (chosen + rejected in one batch)
+    reference: str = "none"  # none | adapter-off (LoRA: the policy with its adapter disabled) | copy | precomputed
 
     @property
     def tokens(self) -> int:
-        """Tokens in one micro-batch: a micro-batch (padded or flattened) holds at most batch_size * max_len."""
-        return self.batch_size * self.max_len
+        """Tokens in one micro-batch: batch_size samples of up to max_len tokens, each pair holding two sequences."""
+        return self.batch_size * self.max_len * self.sequences
 
     def with_(self, **changes) -> "RunSpec":
         return replace(self, **changes)
@@ -86,9 +89,28 @@ def base_format(cfg) -> str:
     return {"4bit": cfg.quant.quant_type, "8bit": "int8"}.get(load_in, "float")
 
 
+# What each training stage adds to a run's memory: sequences per sample, and its reference model.
+# dpo/kto compare against the start model; orpo/simpo are reference-free; rm replaces the LM head
+# by a one-output score head. KTO's batch holds each completion and a mismatched one (its KL term).
+STAGE_SEQUENCES = {"sft": 1, "dpo": 2, "orpo": 2, "simpo": 2, "kto": 2, "rm": 2}
+REFERENCE_STAGES = ("dpo", "kto")
+
+
+def reference_kind(cfg) -> str:
+    """How the stage's reference log-probs are had: none, adapter-off, a frozen copy, or precomputed."""
+    stage = getattr(cfg, "stage", "sft")
+    if stage not in REFERENCE_STAGES:
+        return "none"
+    if getattr(getattr(cfg, stage), "precompute_ref", False):
+        return "precomputed"
+    return "adapter-off" if cfg.method in LORA_METHODS else "copy"
+
+
 def run_spec(cfg, device: str, shape: ModelShape, batch_size: int, gradient_checkpointing: bool) -> RunSpec:
     """Resolve the config for `device`; batch size and checkpointing are given already resolved."""
     backend = choose_backend(cfg.train.backend, device, cfg.method)
+    if getattr(cfg, "stage", "sft") == "rm":
+        backend = "hf"  # the reward-model recipe runs on hf only
     lora = cfg.method in LORA_METHODS
     return RunSpec(
         shape=shape, method=cfg.method, device=device, backend=backend,
@@ -102,5 +124,7 @@ def run_spec(cfg, device: str, shape: ModelShape, batch_size: int, gradient_chec
         gradient_checkpointing=bool(gradient_checkpointing),
         # On CUDA both backends compute the loss in tiles (TRL's fused LM head, Unsloth's fused
         # cross-entropy); elsewhere the model's own loss materialises the full logits.
-        loss_head="chunked" if device == "cuda" else "full",
+        loss_head="score" if getattr(cfg, "stage", "sft") == "rm" else "chunked" if device == "cuda" else "full",
+        stage=getattr(cfg, "stage", "sft"), sequences=STAGE_SEQUENCES.get(getattr(cfg, "stage", "sft"), 1),
+        reference=reference_kind(cfg),
     )

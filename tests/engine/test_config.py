@@ -62,7 +62,7 @@ def test_bad_choice_lists_allowed_values():
     (["train.keep_checkpoints=0"], r"train.keep_checkpoints must be an integer >= 1"),
     (["train.freeze_layers=-3"], r"train.freeze_layers"),
     (["data.columns={instruction:q}"], r"space after the colon.*\{instruction: q\}"),
-    (["data.columns={question: q}"], r"unknown field 'question'; the fields are: chosen, conversations"),
+    (["data.columns={question: q}"], r"unknown field 'question'; the fields are: chosen, completion, conversations"),
     (["max_len=8"], r"at least 16"),
     (["model.chat_template=chatmal"], r"not a built-in name \(plain, chatml, llama3, gemma, phi3\)"),
 ])

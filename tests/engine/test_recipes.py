@@ -260,3 +260,23 @@ def test_trl_experimental_trainers_import():
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer  # noqa: F401
 
     assert "simpo" in CPOConfig.__dataclass_fields__["loss_type"].metadata.get("help", "simpo")
+
+
+def test_planner_knows_each_stage_memory():
+    from engine.plan import plan_memory
+
+    def plan(*extra):
+        cfg = load_config(None, ["model=smollm2-135m-instruct", "batch_size=4", "max_len=512",
+                                 "train.gradient_checkpointing=false", *extra])
+        return plan_memory(cfg, "cuda", 24.0)
+
+    sft, dpo = plan("method=lora"), plan("method=lora", "stage=dpo")
+    assert dpo.stage == "dpo" and "2 sequences" in dpo.notes["activations"]
+    assert dpo.breakdown["activations"] > 1.9 * sft.breakdown["activations"]  # chosen + rejected per pair
+    assert "reference model" not in dpo.breakdown  # LoRA: the policy with its adapter disabled
+    full = plan("method=full", "quant.load_in=none", "stage=dpo")
+    assert full.breakdown["reference model"] > 0.2  # a frozen copy of the 135M start model
+    assert "reference model" not in plan("method=full", "quant.load_in=none", "stage=dpo", "dpo.precompute_ref=true").breakdown
+    assert "reference model" not in plan("method=full", "quant.load_in=none", "stage=orpo").breakdown
+    rm = plan("method=lora", "stage=rm")
+    assert rm.breakdown["logits and loss"] < 0.05 < dpo.breakdown["logits and loss"]  # a score head, no vocabulary
