@@ -1,7 +1,8 @@
 """Wizard step 3: how to fine-tune, and whether it fits this machine.
 
 A preset (assets/presets/*.yaml) sets sensible values for a model size and a
-GPU class; the main knobs are shown up front, every other option sits in the
+GPU class; the training stage (SFT, DPO, ORPO, SimPO, KTO, reward model; see
+app/stage_chooser.py) and the main knobs are shown up front, every other option sits in the
 Advanced panel, generated from the run config (labels, widgets and tooltips
 come from engine/config/schema.py). `engine plan ... --json` detects this
 machine (its GPU via nvidia-smi, else the CPU's RAM) and gives the memory
@@ -24,6 +25,7 @@ from app.engine_query import EngineQuery
 from app.field_editor import FieldEditor
 from app.page_header import PageHeader
 from app.plan_view import PlanView
+from app.stage_chooser import StageChooser
 from app.wizard_state import PAGE_OWNED
 from engine.config import FIELDS
 from engine.errors import EdgetuneError
@@ -102,11 +104,15 @@ class MethodPage(QWidget):
         knobs = QGroupBox("Main settings")
         form = QGridLayout(knobs)  # two label/editor columns: the fit panel below needs the height
         self.editors: dict[str, FieldEditor] = {}
+        self.stage = StageChooser(state)
+        form.addWidget(self.stage, 0, 0, 1, 4)
+        if self.stage.editor is not None:
+            self.editors["stage"] = self.stage.editor
         for i, (key, label) in enumerate(MAIN_KNOBS):
             ed = FieldEditor(FIELDS[key]).bind(state)
             lab = QLabel(label + ":")
             lab.setToolTip(ed.toolTip())
-            row, col = i // 2, (i % 2) * 2
+            row, col = 1 + i // 2, (i % 2) * 2
             form.addWidget(lab, row, col)
             form.addWidget(ed, row, col + 1)
             self.editors[key] = ed
@@ -154,7 +160,7 @@ class MethodPage(QWidget):
 
         adv = QGroupBox("Advanced (every option of the run config; hover for help)")
         al = QVBoxLayout(adv)
-        self.advanced = ConfigForm(state, exclude=tuple(k for k, _ in MAIN_KNOBS) + PAGE_OWNED)
+        self.advanced = ConfigForm(state, exclude=tuple(k for k, _ in MAIN_KNOBS) + ("stage",) + PAGE_OWNED)
         al.addWidget(self.advanced)
         split.addWidget(adv)
         split.setSizes([520, 480])

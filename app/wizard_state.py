@@ -19,6 +19,7 @@ from typing import Any, Optional
 import yaml
 from PySide6.QtCore import QObject, Signal
 
+from app.stage_info import stage_of_key
 from engine.config import FIELDS, get_value, load_config
 from engine.paths import ASSETS_DIR
 
@@ -103,9 +104,20 @@ class WizardState(QObject):
                 self.value_changed.emit(key)
         self.preset_changed.emit(self.preset)
 
+    def stage(self) -> str:
+        """The training stage chosen ('sft' with an engine that has no stages)."""
+        return self.values.get("stage") or "sft"
+
     def overrides(self) -> list[str]:
-        """`key=value` for every field that differs from the preset, in config order."""
-        return [override_text(k, self.values[k]) for k in FIELDS if self.values[k] != self.base[k]]
+        """`key=value` for every field that differs from the preset, in config order.
+
+        A stage's own section (dpo.*, kto.*, ...) is left out unless that stage is chosen: the engine
+        rejects a section key set for another stage, and an edit made before switching stage must not
+        block the run.
+        """
+        stage = self.stage()
+        return [override_text(k, self.values[k]) for k in FIELDS
+                if self.values[k] != self.base[k] and stage_of_key(k) in (None, stage)]
 
     def resolved_config(self):
         """The RunConfig the engine will run (raises ConfigError naming the bad key)."""
