@@ -49,8 +49,9 @@ class DataPage(RefreshWhenShown, QWidget):
         self.report = None
         self._probe_id = 0
         lay = QVBoxLayout(self)
-        lay.addWidget(PageHeader("2 · Data", "Your examples: questions and answers, conversations or raw text. "
-                                 "They are rendered with the model's chat template; only the answers carry loss."))
+        lay.addWidget(PageHeader("2 · Data", "Your examples: questions and answers, conversations, raw text, or preference pairs "
+                                 "(a chosen and a rejected answer per prompt). They are rendered with the model's chat "
+                                 "template; only the answers carry loss."))
         self.drop = DropZone()
         lay.addWidget(self.drop)
         opts = QHBoxLayout()

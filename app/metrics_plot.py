@@ -86,12 +86,17 @@ class MetricsPlot(FigureCanvasQTAgg):
                         marker="o" if len(steps) < 30 else None, markersize=3)
             if kind == "share":
                 ax.set_ylim(-0.03, 1.03)
-                ax.set_ylabel("share", color=c["text"], fontsize=9)
+                ax.set_ylabel("accuracy", color=c["text"], fontsize=9)
+                where = "lower right"  # accuracy climbs from ~0.5: the corner below it stays free
             else:
                 ax.axhline(0.0, color=c["text"], linewidth=0.6, alpha=0.5)
-                ax.set_ylabel("value", color=c["text"], fontsize=9)
+                rewards = keys and all(k.startswith("reward_") for k in keys)
+                ax.set_ylabel("reward" if rewards else "value", color=c["text"], fontsize=9)
+                lo, hi = ax.get_ylim()
+                ax.set_ylim(lo, hi + 0.1 * len(keys) * (hi - lo))  # a free band on top for the legend
+                where = "upper left"
             if keys:
-                leg = ax.legend(loc="best", fontsize=7, facecolor=c["face"], edgecolor=c["grid"])
+                leg = ax.legend(loc=where, fontsize=7, facecolor=c["face"], edgecolor=c["grid"], framealpha=0.85)
                 for t in leg.get_texts():
                     t.set_color(c["text"])
         axes[-1].set_xlabel("optimizer step", color=c["text"], fontsize=9)

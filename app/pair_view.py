@@ -58,8 +58,8 @@ class PairView(QWidget):
         grid.addWidget(self.rejected_header, 2, 1)
         grid.addWidget(self.chosen, 3, 0)
         grid.addWidget(self.rejected, 3, 1)
-        grid.setRowStretch(1, 2)
-        grid.setRowStretch(3, 3)
+        grid.setRowStretch(1, 3)  # the prompt (system + user turns) is the longer text
+        grid.setRowStretch(3, 2)
         grid.setColumnStretch(0, 1)
         grid.setColumnStretch(1, 1)
 
