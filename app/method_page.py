@@ -97,8 +97,13 @@ class MethodPage(QWidget):
         self.preset_text = QLabel("")
         self.preset_text.setWordWrap(True)
         self.preset_text.setStyleSheet("color: palette(placeholder-text);")
+        self.preset_note = QLabel("")  # when the preset's stage options cannot go with the chosen stage
+        self.preset_note.setWordWrap(True)
+        self.preset_note.setStyleSheet("color: #9a6700;")
+        self.preset_note.setVisible(False)
         pl.addWidget(self.preset)
         pl.addWidget(self.preset_text)
+        pl.addWidget(self.preset_note)
         ll.addWidget(preset_box)
 
         knobs = QGroupBox("Main settings")
@@ -172,6 +177,7 @@ class MethodPage(QWidget):
         self.debounce.timeout.connect(self.replan)
         self.preset.currentIndexChanged.connect(self._preset_chosen)
         state.value_changed.connect(lambda key: key != "output_dir" and self.debounce.start())
+        state.value_changed.connect(lambda key: key == "stage" and self._show_preset_note())
         state.preset_changed.connect(self._show_preset)
         self.target.currentIndexChanged.connect(self._target_chosen)
         self._show_preset(state.preset)
@@ -204,6 +210,14 @@ class MethodPage(QWidget):
         else:
             text = preset_description(Path(path)) or f"The settings saved with this run ({path})."
         self.preset_text.setText(text)
+        self._show_preset_note()
+
+    def _show_preset_note(self) -> None:
+        other = sorted(s for s in self.state.preset_stages if s != self.state.stage())
+        self.preset_note.setText(f"This preset sets {', '.join(other)} options, which stage {self.state.stage()} does "
+                                 f"not take: the run gets every value as key=value instead of the preset file."
+                                 if other else "")
+        self.preset_note.setVisible(bool(other))
 
     # fit ------------------------------------------------------------------------------
     def showEvent(self, event) -> None:

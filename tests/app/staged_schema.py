@@ -4,7 +4,7 @@
 
 Adds `stage` (sft/dpo/orpo/simpo/kto/rm) and the per-stage sections to the
 engine's FIELDS and RunConfig for the length of one test, and the engine's rule
-that a section key set for another stage is a ConfigError. Once the engine has
+that a section key set (even to its default) for another stage is a ConfigError. Once the engine has
 stages, the tests run against the real schema instead.
 """
 
@@ -36,7 +36,7 @@ class OrpoSettings:
 @dataclass
 class SimpoSettings:
     beta: float = opt(2.0, "SimPO beta.")
-    gamma_ratio: float = opt(0.5, "SimPO target margin as a share of beta.")
+    gamma: float = opt(0.5, "SimPO target reward margin.")
 
 
 @dataclass
@@ -72,15 +72,15 @@ def install(monkeypatch) -> None:
         if info.key not in FIELDS:
             monkeypatch.setitem(FIELDS, info.key, info)
     monkeypatch.setattr(loader, "RunConfig", cls)
-    original = loader.check_combinations
+    original = loader.from_flat
 
-    def check(cfg) -> None:
-        original(cfg)
-        for name, section in SECTIONS.items():
-            if name == cfg.stage:
-                continue
-            for f in dataclasses.fields(section):
-                if getattr(getattr(cfg, name), f.name) != getattr(section(), f.name):
-                    raise ConfigError(f"{name}.{f.name} is set but stage is {cfg.stage}; remove it or set stage={name}.")
+    def from_flat(flat: dict):
+        stage = flat.get("stage", "sft")
+        for key in flat:  # like the engine: any key of another stage's section, default or not, is refused
+            owner = key.split(".", 1)[0]
+            if owner in SECTIONS and owner != stage:
+                raise ConfigError(f"{key} is an option of stage={owner}, but stage={stage}. Set stage={owner}, "
+                                  f"or remove {key}.")
+        return original(flat)
 
-    monkeypatch.setattr(loader, "check_combinations", check)
+    monkeypatch.setattr(loader, "from_flat", from_flat)

@@ -78,3 +78,15 @@ def test_an_engine_without_stages_shows_sft_only(qtbot, state, settings, fake_en
     assert not any(o.startswith("stage=") for o in state.overrides())
     state.set_data_report(report("preference", stages=[]))  # (it trains SFT on the chosen answers)
     assert page.stage.warning.isHidden()
+
+
+def test_a_dpo_preset_under_another_stage_is_explained(qtbot, page, stage_state, tmp_path):
+    preset = tmp_path / "dpo.yaml"
+    preset.write_text("stage: dpo\ndpo:\n  beta: 0.2\n", encoding="utf-8")
+    stage_state.set_preset(str(preset))
+    assert page.stage.combo.currentText() == "dpo" and page.preset_note.isHidden()
+    page.stage.combo.setCurrentText("simpo")
+    assert not page.preset_note.isHidden() and "sets dpo options" in page.preset_note.text()
+    assert str(preset) not in page.plan_args()
+    page.replan()
+    assert page.config_error.isHidden()  # the run config resolves: no dpo.* is passed under simpo

@@ -59,3 +59,19 @@ def test_other_stages_options_are_not_passed_on(stage_state):
     st.set("stage", "kto")
     assert "kto.desirable_weight=2" in st.overrides() and not any(o.startswith("dpo.") for o in st.overrides())
     assert st.resolved_config().kto.desirable_weight == 2.0
+
+
+def test_a_preset_with_another_stages_options_is_replaced_by_its_values(stage_state, tmp_path):
+    st = stage_state
+    preset = tmp_path / "dpo.yaml"
+    preset.write_text("stage: dpo\nlr: 5.0e-5\ndpo:\n  beta: 0.2\n", encoding="utf-8")
+    st.set_preset(str(preset))
+    assert st.get("stage") == "dpo" and st.config_args() == [str(preset)]  # the preset as it is
+    st.set("stage", "orpo")  # its dpo.beta would be refused under orpo: every value goes as key=value instead
+    args = st.config_args()
+    assert str(preset) not in args and "stage=orpo" in args and "optim.lr=5e-05" in args
+    assert not any(a.startswith("dpo.") for a in args)
+    cfg = st.resolved_config()
+    assert cfg.stage == "orpo" and cfg.optim.lr == 5e-5
+    st.set("stage", "dpo")
+    assert st.config_args() == [str(preset)]
