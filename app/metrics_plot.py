@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from PySide6.QtCore import QTimer
 
 from app.loss_plot import REDRAW_MS
@@ -100,6 +101,7 @@ class MetricsPlot(FigureCanvasQTAgg):
                 for t in leg.get_texts():
                     t.set_color(c["text"])
         axes[-1].set_xlabel("optimizer step", color=c["text"], fontsize=9)
+        axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
         last = max((s[-1] for s, _ in self.series.values() if s), default=0)
         if self.total_steps or last:
             axes[-1].set_xlim(0, max(self.total_steps, last) + 0.5)
