@@ -4,7 +4,9 @@ One group per config section (model, data, sequence, quant, lora, optim, train,
 export), one FieldEditor per option, labels from the key and tooltips from the
 help text. Options that another page already shows are left out (`exclude`) so
 no option has two widgets. Adding a field to RunConfig adds it here, with no
-change to the app.
+change to the app. A training stage's own section (dpo, kto, rm, ...) is shown
+only while that stage is chosen: its options mean nothing to the other stages
+(and the wizard does not pass them on, see WizardState.overrides).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import dataclasses
 from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from app.field_editor import FieldEditor, short_label
-from engine.config import RunConfig, iter_fields
+from app.stage_info import section_stage
+from engine.config import FIELDS, RunConfig
 
 
 def section_help() -> dict[str, str]:
@@ -28,22 +31,25 @@ class ConfigForm(QScrollArea):
     def __init__(self, state, exclude: tuple = (), parent=None):
         super().__init__(parent)
         self.setWidgetResizable(True)
+        self.state = state
         self.editors: dict[str, FieldEditor] = {}
+        self.sections: dict[str, QGroupBox] = {}
         body = QWidget()
         outer = QVBoxLayout(body)
         groups: dict[str, QFormLayout] = {}
         helps = section_help()
-        for info in iter_fields():
+        for info in FIELDS.values():  # (declaration order)
             if info.key in exclude:
                 continue
             section = info.key.split(".")[0] if "." in info.key else "run"
             if section not in groups:
-                title = f"{section} — {helps.get(section, '').rstrip('.')}" if section in helps else "run"
+                title = f"{section} — {helps[section].rstrip('.')}" if helps.get(section) else section
                 box = QGroupBox(title)
                 box.setObjectName(f"section:{section}")
                 form = QFormLayout(box)
                 form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
                 groups[section] = form
+                self.sections[section] = box
                 outer.addWidget(box)
             editor = FieldEditor(info).bind(state)
             label = QLabel(short_label(info.key))
@@ -52,3 +58,12 @@ class ConfigForm(QScrollArea):
             self.editors[info.key] = editor
         outer.addStretch(1)
         self.setWidget(body)
+        state.value_changed.connect(lambda key: key == "stage" and self.show_stage_sections())
+        self.show_stage_sections()
+
+    def show_stage_sections(self) -> None:
+        """Show the chosen stage's own section, hide the other stages' sections."""
+        stage = self.state.stage()
+        for section, box in self.sections.items():
+            owner = section_stage(section)
+            box.setVisible(owner is None or owner == stage)

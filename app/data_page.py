@@ -5,6 +5,9 @@ format, renders every record with the model's chat template, masks the prompt
 parts and reports: record count, token-length histogram against max_len, how
 many records get truncated, the share of tokens that carry loss, one rendered
 sample with the masked parts marked, and malformed records with file:line.
+Preference data (prompt / chosen / rejected) and KTO records (prompt /
+completion / label) show their pair instead (app/pair_view.py), and the page
+says which training stages can use the file (the inspection's `stages`).
 """
 
 from __future__ import annotations
@@ -13,17 +16,22 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QListWidget, QSpinBox, QVBoxLayout, QWidget)
+                               QListWidget, QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
 
 from app.data_probe import inspect_file
 from app.drop_zone import DropZone
 from app.field_editor import FieldEditor
 from app.masked_sample_view import MaskedSampleView
 from app.page_header import PageHeader
+from app.pair_view import PairView
 from app.refresh_when_shown import RefreshWhenShown
+from app.stage_info import report_field, report_stages
 from app.worker import run_in_thread
 from engine.config import FIELDS
 from engine.paths import DATASETS_DIR
+
+# Data kinds shown as a pair (the inspection's `pair`) rather than one rendered sample.
+PAIR_KINDS = ("preference", "kto")
 
 # Changing any of these re-reads the data.
 WATCHED = ("data.path", "data.format", "data.columns", "data.on_error", "data.system_prompt",
@@ -41,8 +49,9 @@ class DataPage(RefreshWhenShown, QWidget):
         self.report = None
         self._probe_id = 0
         lay = QVBoxLayout(self)
-        lay.addWidget(PageHeader("2 · Data", "Your examples: questions and answers, conversations or raw text. "
-                                 "They are rendered with the model's chat template; only the answers carry loss."))
+        lay.addWidget(PageHeader("2 · Data", "Your examples: questions and answers, conversations, raw text, or preference pairs "
+                                 "(a chosen and a rejected answer per prompt). They are rendered with the model's chat "
+                                 "template; only the answers carry loss."))
         self.drop = DropZone()
         lay.addWidget(self.drop)
         opts = QHBoxLayout()
@@ -71,7 +80,8 @@ class DataPage(RefreshWhenShown, QWidget):
         self.form = QFormLayout(stats)
         self.stats: dict[str, QLabel] = {}
         for key, label in (("format", "Format"), ("records", "Records"), ("lengths", "Tokens per record"),
-                           ("max_len", "Longer than max_len"), ("trained", "Tokens with loss")):
+                           ("max_len", "Longer than max_len"), ("trained", "Tokens with loss"),
+                           ("stages", "Usable by")):
             v = QLabel("—")
             v.setWordWrap(True)
             self.stats[key] = v
@@ -86,7 +96,7 @@ class DataPage(RefreshWhenShown, QWidget):
         grid.setColumnStretch(1, 3)
         lay.addLayout(grid)
 
-        sample_box = QGroupBox("A rendered sample")
+        self.sample_box = sample_box = QGroupBox("A rendered sample")
         sl = QVBoxLayout(sample_box)
         top = QHBoxLayout()
         top.addWidget(QLabel("Record #"))
@@ -98,7 +108,11 @@ class DataPage(RefreshWhenShown, QWidget):
         sl.addLayout(top)
         self.sample = MaskedSampleView()
         self.sample.setMinimumHeight(110)
-        sl.addWidget(self.sample)
+        self.pair = PairView()
+        self.sample_stack = QStackedWidget()
+        self.sample_stack.addWidget(self.sample)
+        self.sample_stack.addWidget(self.pair)
+        sl.addWidget(self.sample_stack)
         lay.addWidget(sample_box, 1)
 
         self.errors = QListWidget()
@@ -192,6 +206,7 @@ class DataPage(RefreshWhenShown, QWidget):
             v.setText("—")
         self.histogram.plot([], 0)
         self.sample.show_segments([])
+        self.sample_stack.setCurrentWidget(self.sample)
         self.state.set_data_report(None)
 
     def _show(self, probe: int, r) -> None:
@@ -215,9 +230,24 @@ class DataPage(RefreshWhenShown, QWidget):
         self.sample_index.blockSignals(True)
         self.sample_index.setRange(1, max(1, r.records))
         self.sample_index.blockSignals(False)
-        self.sample.show_segments(r.sample_segments)
+        self._show_sample(r)
         self.errors.clear()
         for loc, why in r.skipped:
             self.errors.addItem(f"{loc}: {why}")
         self.errors.setVisible(bool(r.skipped))
         self.state.set_data_report(r)
+
+    def _show_sample(self, r) -> None:
+        """One rendered sample, or the pair for preference / KTO data; and which stages can use the file."""
+        kind, pair = report_field(r, "kind", ""), report_field(r, "pair")
+        stages = report_stages(r)
+        self.stats["stages"].setText(", ".join(stages) if stages else "no training stage of this engine")
+        self.stats["stages"].setToolTip("The training stages (Method page) that can train on this kind of data.")
+        if kind in PAIR_KINDS and isinstance(pair, dict):
+            self.pair.show_pair(pair)
+            self.sample_stack.setCurrentWidget(self.pair)
+            self.sample_box.setTitle("A rendered pair" if kind == "preference" else "A rendered KTO record")
+        else:
+            self.sample.show_segments(r.sample_segments)
+            self.sample_stack.setCurrentWidget(self.sample)
+            self.sample_box.setTitle("A rendered sample")

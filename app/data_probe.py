@@ -3,7 +3,8 @@
 `engine.data.inspect.inspect_data` is what `engine data inspect` prints; the page
 calls it directly because it needs more than the JSON summary: every record's
 token length (for the histogram), the skipped records with their file:line, and
-the sample split into trained / masked segments.
+the sample split into trained / masked segments. Like the CLI, it adds the
+training stages that can use the file (`stages`, from the engine's recipe registry).
 """
 
 from __future__ import annotations
@@ -41,4 +42,17 @@ def inspect_file(path: str, model: str, max_len: int, format: str = "auto", colu
         raise DataError("data.columns must be a mapping like {instruction: question, output: answer}.")
     tok = tokenizer_for(model)
     with _lock:  # a tokenizer is not guaranteed thread-safe; two inspections may overlap
-        return inspect_data(path, tok, max_len, format, cols, system_prompt or None, on_error, sample)
+        report = inspect_data(path, tok, max_len, format, cols, system_prompt or None, on_error, sample)
+    if not getattr(report, "stages", None):
+        report.stages = engine_stages_for_kind(report.kind)
+    return report
+
+
+def engine_stages_for_kind(kind: str) -> list:
+    """The stages whose recipe trains on `kind` (`engine data inspect` asks the same registry); [] on an engine
+    without recipes, where the app falls back to its own table (app/stage_info.py)."""
+    try:
+        from engine.train.recipes import stages_for_kind
+    except ImportError:
+        return []
+    return list(stages_for_kind(kind))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from PySide6.QtCore import QTimer
 
 from app.theme import plot_colours
@@ -86,6 +87,7 @@ class LossPlot(FigureCanvasQTAgg):
         self.ax_loss.set_ylabel("loss", color=c["text"], fontsize=9)
         self.ax_lr.set_ylabel("learning rate", color=c["text"], fontsize=9)
         self.ax_lr.set_xlabel("optimizer step", color=c["text"], fontsize=9)
+        self.ax_lr.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
         if self.steps:
             self.ax_loss.plot(self.steps, self.losses, color="#3d7be0", linewidth=1.6, label="train loss",
                               marker="o" if len(self.steps) < 30 else None, markersize=3)

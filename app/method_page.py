@@ -1,7 +1,8 @@
 """Wizard step 3: how to fine-tune, and whether it fits this machine.
 
 A preset (assets/presets/*.yaml) sets sensible values for a model size and a
-GPU class; the main knobs are shown up front, every other option sits in the
+GPU class; the training stage (SFT, DPO, ORPO, SimPO, KTO, reward model; see
+app/stage_chooser.py) and the main knobs are shown up front, every other option sits in the
 Advanced panel, generated from the run config (labels, widgets and tooltips
 come from engine/config/schema.py). `engine plan ... --json` detects this
 machine (its GPU via nvidia-smi, else the CPU's RAM) and gives the memory
@@ -24,6 +25,7 @@ from app.engine_query import EngineQuery
 from app.field_editor import FieldEditor
 from app.page_header import PageHeader
 from app.plan_view import PlanView
+from app.stage_chooser import StageChooser
 from app.wizard_state import PAGE_OWNED
 from engine.config import FIELDS
 from engine.errors import EdgetuneError
@@ -95,18 +97,27 @@ class MethodPage(QWidget):
         self.preset_text = QLabel("")
         self.preset_text.setWordWrap(True)
         self.preset_text.setStyleSheet("color: palette(placeholder-text);")
+        self.preset_note = QLabel("")  # when the preset's stage options cannot go with the chosen stage
+        self.preset_note.setWordWrap(True)
+        self.preset_note.setStyleSheet("color: #9a6700;")
+        self.preset_note.setVisible(False)
         pl.addWidget(self.preset)
         pl.addWidget(self.preset_text)
+        pl.addWidget(self.preset_note)
         ll.addWidget(preset_box)
 
         knobs = QGroupBox("Main settings")
         form = QGridLayout(knobs)  # two label/editor columns: the fit panel below needs the height
         self.editors: dict[str, FieldEditor] = {}
+        self.stage = StageChooser(state)
+        form.addWidget(self.stage, 0, 0, 1, 4)
+        if self.stage.editor is not None:
+            self.editors["stage"] = self.stage.editor
         for i, (key, label) in enumerate(MAIN_KNOBS):
             ed = FieldEditor(FIELDS[key]).bind(state)
             lab = QLabel(label + ":")
             lab.setToolTip(ed.toolTip())
-            row, col = i // 2, (i % 2) * 2
+            row, col = 1 + i // 2, (i % 2) * 2
             form.addWidget(lab, row, col)
             form.addWidget(ed, row, col + 1)
             self.editors[key] = ed
@@ -154,7 +165,7 @@ class MethodPage(QWidget):
 
         adv = QGroupBox("Advanced (every option of the run config; hover for help)")
         al = QVBoxLayout(adv)
-        self.advanced = ConfigForm(state, exclude=tuple(k for k, _ in MAIN_KNOBS) + PAGE_OWNED)
+        self.advanced = ConfigForm(state, exclude=tuple(k for k, _ in MAIN_KNOBS) + ("stage",) + PAGE_OWNED)
         al.addWidget(self.advanced)
         split.addWidget(adv)
         split.setSizes([520, 480])
@@ -166,6 +177,7 @@ class MethodPage(QWidget):
         self.debounce.timeout.connect(self.replan)
         self.preset.currentIndexChanged.connect(self._preset_chosen)
         state.value_changed.connect(lambda key: key != "output_dir" and self.debounce.start())
+        state.value_changed.connect(lambda key: key == "stage" and self._show_preset_note())
         state.preset_changed.connect(self._show_preset)
         self.target.currentIndexChanged.connect(self._target_chosen)
         self._show_preset(state.preset)
@@ -198,6 +210,14 @@ class MethodPage(QWidget):
         else:
             text = preset_description(Path(path)) or f"The settings saved with this run ({path})."
         self.preset_text.setText(text)
+        self._show_preset_note()
+
+    def _show_preset_note(self) -> None:
+        other = sorted(s for s in self.state.preset_stages if s != self.state.stage())
+        self.preset_note.setText(f"This preset sets {', '.join(other)} options, which stage {self.state.stage()} does "
+                                 f"not take: the run gets every value as key=value instead of the preset file."
+                                 if other else "")
+        self.preset_note.setVisible(bool(other))
 
     # fit ------------------------------------------------------------------------------
     def showEvent(self, event) -> None:

@@ -28,6 +28,7 @@ class RunSummary:
     model: str = ""
     data: str = ""
     method: str = ""
+    stage: str = "sft"  # training stage (runs from engines before stages are SFT)
     step: Optional[int] = None
     total_steps: Optional[int] = None
     last_loss: Optional[float] = None
@@ -83,12 +84,14 @@ def summarise_run(path: Path) -> RunSummary:
     s.model = str((cfg.get("model") or {}).get("name_or_path", ""))
     s.data = str((cfg.get("data") or {}).get("path", ""))
     s.method = str(cfg.get("method", ""))
+    config_stage = cfg.get("stage")
     for ev in map(normalise, events):
         t = ev.get("type")
         if t == "run_started":
             s.started = s.started or ev.get("time")
             s.total_steps = ev.get("total_steps", s.total_steps)
             s.status = "interrupted"  # a resumed run starts again; only its own run_end counts
+            s.stage = str(ev.get("stage") or s.stage)
         elif t == "step":
             s.step, s.last_loss = ev.get("step"), ev.get("loss")
             s.total_steps = ev.get("total_steps", s.total_steps)
@@ -97,6 +100,8 @@ def summarise_run(path: Path) -> RunSummary:
         elif t == "run_finished":
             s.status = str(ev.get("status", "completed"))
             s.step = ev.get("step", s.step)
+    if config_stage:  # the resolved config is what ran; the event is the fallback
+        s.stage = str(config_stage)
     s.exports = list_exports(path)
     s.checkpoints = list_checkpoints(path)
     s.has_adapter = (path / "adapter").is_dir() or (path / "merged").is_dir() or (path / "final").is_dir()

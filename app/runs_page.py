@@ -1,4 +1,4 @@
-"""Past runs: status, progress, loss, date and exports, and what to do next with each.
+"""Past runs: status, training stage, progress, loss, date and exports, and what to do next with each.
 
 Runs are found in the default output folder (Settings) and in folders the user
 added. Any run can be reopened in the wizard (its config and curve come back),
@@ -17,7 +17,9 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QHeaderView, QLabel, QP
 from app.page_header import PageHeader
 from app.run_folder import RunSummary, scan_runs
 
-COLUMNS = ("Run", "Status", "Steps", "Train loss", "Eval loss", "Date", "Model", "Method", "Exports")
+COLUMNS = ("Run", "Status", "Stage", "Steps", "Train loss", "Eval loss", "Date", "Model", "Method", "Exports")
+REWARD_MODEL_NOTE = ("A reward model scores answers instead of writing them: score data with "
+                     "`engine score RUN --data FILE`; it cannot be chatted with or exported.")
 STATUS_COLOURS = {"completed": "#1a7f37", "failed": "#d1242f", "interrupted": "#9a6700"}
 
 
@@ -95,7 +97,7 @@ class RunsPage(QWidget):
         self.table.setRowCount(len(self.runs))
         for row, r in enumerate(self.runs):
             steps = f"{r.step or 0} / {r.total_steps}" if r.total_steps else (str(r.step) if r.step else "—")
-            cells = (r.name, r.status + (" (resumable)" if r.resumable else ""), steps,
+            cells = (r.name, r.status + (" (resumable)" if r.resumable else ""), r.stage, steps,
                      f"{r.last_loss:.4f}" if r.last_loss is not None else "—",
                      f"{r.eval_loss:.4f}" if r.eval_loss is not None else "—", r.date, Path(r.model).name or r.model,
                      r.method, ", ".join(p.name for p in r.exports) or "—")
@@ -138,5 +140,10 @@ class RunsPage(QWidget):
         self.open_button.setEnabled(r is not None)
         self.folder_button.setEnabled(r is not None)
         self.resume_button.setEnabled(r is not None and r.resumable)
-        self.export_button.setEnabled(r is not None and r.has_adapter)
-        self.chat_button.setEnabled(r is not None and r.has_adapter)
+        # a reward model scores answers (`engine score`); the engine refuses to chat with or export it
+        generative = r is not None and r.has_adapter and r.stage != "rm"
+        self.export_button.setEnabled(generative)
+        self.chat_button.setEnabled(generative)
+        why = REWARD_MODEL_NOTE if r is not None and r.stage == "rm" else ""
+        self.export_button.setToolTip(why)
+        self.chat_button.setToolTip(why)

@@ -1,6 +1,7 @@
 """Screenshots of every page of the real app, rendered offscreen, for docs/screenshots/.
 
     python -m app.screenshots --run ~/edgetune/runs/quillon --out docs/screenshots
+    python -m app.screenshots --run runs/dpo --data assets/datasets/quillon_preference.jsonl --pages data,method,train
 
 The app is driven the way a person would: the bundled model is checked, the
 sample data inspected, the plan computed, a real run folder (made by
@@ -42,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--question", default="Who makes the Quillon Q7 lantern?", help="What to ask in the Chat page.")
     ap.add_argument("--theme", default="light", choices=["light", "dark", "system"])
     ap.add_argument("--size", default="1280x860", help="Window size WxH.")
+    ap.add_argument("--pages", default=",".join(PAGES),
+                    help=f"Comma-separated pages to shoot (default all: {','.join(PAGES)}); the others are left as they are.")
     ap.add_argument("--timeout", type=float, default=600, help="Seconds to wait for each slow step.")
     args = ap.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -65,7 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     w.resize(width, height)
     w.show()
 
+    wanted = {p.strip() for p in args.pages.split(",") if p.strip()}
+    unknown = wanted - set(PAGES)
+    if unknown:
+        ap.error(f"unknown page(s) {', '.join(sorted(unknown))}; choose from {', '.join(PAGES)}")
+
     def shot(name: str) -> None:
+        if name not in wanted:
+            return
         app.processEvents()
         time.sleep(0.3)
         app.processEvents()
@@ -75,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # Reopen the run first: the wizard then holds its model, data and settings.
     w.open_run(str(run), page=w.model_page)
-    wait_until(app, lambda: w.state.model_info is not None or w.model_page.status.styleSheet(), args.timeout, "the model")
+    if "model" in wanted:
+        wait_until(app, lambda: w.state.model_info is not None or w.model_page.status.styleSheet(), args.timeout,
+                   "the model")
     shot("model")
     if args.data:
         w.data_page.set_path(args.data)
@@ -92,6 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     w.show_page(w.export_page)
     w.export_page.show_existing()
     shot("export")
+    w.go(0)
+    w.runs_page.refresh()
+    w.runs_page.select_path(run)
+    shot("runs")
+    if "chat" not in wanted:  # the chat page loads the models: only when its screenshot is asked for
+        w.close()
+        return 0
     w.show_page(w.chat_page)
     w.chat_page.refresh_choices()
     sampling = w.chat_page.sampling.editors
@@ -104,10 +123,6 @@ def main(argv: list[str] | None = None) -> int:
     w.chat_page.send()
     wait_until(app, lambda: not any(c.busy for c in w.chat_page.columns), args.timeout, "the replies")
     shot("chat")
-    w.go(0)
-    w.runs_page.refresh()
-    w.runs_page.select_path(run)
-    shot("runs")
     w.close()
     return 0
 

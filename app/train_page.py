@@ -3,7 +3,9 @@
 The page builds the command from the wizard state (shown, copyable: the same
 run works in a terminal), starts it with QProcess, and turns its JSON-lines
 events into a loss / eval-loss / learning-rate plot, a progress bar with ETA,
-tokens/s, memory and a log. Cancel sends SIGTERM: the engine finishes the step,
+tokens/s, memory and a log. Preference stages (DPO, ORPO, SimPO, KTO, reward
+models) report their own metrics in step events; those get a second plot next
+to the loss (app/metrics_plot.py) and a line in the progress box. Cancel sends SIGTERM: the engine finishes the step,
 writes a checkpoint and exits resumable; if it has not exited after a grace
 period (or Cancel is pressed again) it is killed. Resume continues from the
 newest checkpoint. A crash of the child is reported and the run stays resumable.
@@ -25,6 +27,7 @@ from app.engine_process import EngineProcess
 from app.error_dialog import show_engine_error
 from app.event_compat import normalise
 from app.page_header import PageHeader
+from app.recipe_metrics import metrics_summary, numeric_metrics
 from app.run_folder import list_checkpoints
 from engine.errors import EdgetuneError
 from engine.events import read_events
@@ -50,6 +53,7 @@ class TrainPage(QWidget):
         self.process.output.connect(self._log)
         self.process.finished.connect(self._finished)
         self.run_dir = ""
+        self.stage = "sft"
         self.status = "idle"
         self.error_event: dict | None = None
         self.finished_event: dict | None = None
@@ -85,24 +89,29 @@ class TrainPage(QWidget):
         self.progress.setFormat("step %v / %m")
         grid.addWidget(self.progress, 0, 0, 1, 6)
         self.labels: dict[str, QLabel] = {}
+        self.captions: dict[str, QLabel] = {}
         for i, (key, name) in enumerate((("status", "Status"), ("eta", "ETA"), ("loss", "Loss"),
-                                         ("speed", "Tokens/s"), ("memory", "Memory"), ("device", "Device"))):
+                                         ("speed", "Tokens/s"), ("memory", "Memory"), ("device", "Device"),
+                                         ("stage", "Stage"), ("metrics", "Metrics"))):
             cap = QLabel(name + ":")
             cap.setStyleSheet("color: palette(placeholder-text);")
             val = QLabel("—")
             val.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.labels[key] = val
+            self.captions[key] = cap
             grid.addWidget(cap, 1 + i // 3, (i % 3) * 2)
             grid.addWidget(val, 1 + i // 3, (i % 3) * 2 + 1)
         for col in (1, 3, 5):
             grid.setColumnStretch(col, 1)
+        self._show_metrics_line(False)
         lay.addWidget(stats)
 
         split = QSplitter(Qt.Orientation.Vertical)
         self.plot_holder = QWidget()  # the matplotlib canvas is built on first use (keeps start-up fast)
         self.plot_holder.setMinimumHeight(260)
-        QVBoxLayout(self.plot_holder).setContentsMargins(0, 0, 0, 0)
+        QHBoxLayout(self.plot_holder).setContentsMargins(0, 0, 0, 0)
         self._plot = None
+        self.metrics_plot = None  # the recipe's metrics, built when a step event first carries them
         split.addWidget(self.plot_holder)
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
@@ -128,8 +137,34 @@ class TrainPage(QWidget):
             from app.loss_plot import LossPlot
 
             self._plot = LossPlot()
-            self.plot_holder.layout().addWidget(self._plot)
+            self.plot_holder.layout().insertWidget(0, self._plot, 3)
         return self._plot
+
+    def _metrics_plot(self):
+        """The recipe-metrics canvas beside the loss plot, built (and shown) when metrics first arrive."""
+        if self.metrics_plot is None:
+            from app.metrics_plot import MetricsPlot
+
+            self.plot  # noqa: B018  (the loss plot stays on the left)
+            self.metrics_plot = MetricsPlot()
+            self.metrics_plot.set_stage(self.stage)
+            self.plot_holder.layout().addWidget(self.metrics_plot, 2)
+        self.metrics_plot.setVisible(True)
+        return self.metrics_plot
+
+    def clear_plots(self) -> None:
+        """Empty the curves for a new run or a replay; the metrics plot hides until metrics arrive again."""
+        self.plot.clear()
+        self.stage = "sft"
+        self.labels["stage"].setText("—")
+        self._show_metrics_line(False)
+        if self.metrics_plot is not None:
+            self.metrics_plot.clear()
+            self.metrics_plot.setVisible(False)
+
+    def _show_metrics_line(self, visible: bool) -> None:
+        self.captions["metrics"].setVisible(visible)
+        self.labels["metrics"].setVisible(visible)
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -166,7 +201,7 @@ class TrainPage(QWidget):
             return False
         self.run_dir = self.state.get("output_dir")
         self.state.set_run_dir(self.run_dir)
-        self.plot.clear()
+        self.clear_plots()
         self.log.clear()
         self._launch(self.train_args())
         return True
@@ -215,12 +250,16 @@ class TrainPage(QWidget):
             backend = ev.get("backend", "")
             self.labels["device"].setText(f"{dev}, backend {backend}" if backend else dev)
             self.labels["device"].setToolTip(str(ev.get("backend_reason", "")))
+            self.stage = str(ev.get("stage") or "sft")  # engines before preference stages only did SFT
+            self.labels["stage"].setText(self.stage)
+            if self.metrics_plot is not None:
+                self.metrics_plot.set_stage(self.stage)
             self._set_status("training")
             resumed = f", resumed from {Path(ev['resumed_from']).name}" if ev.get("resumed_from") else ""
             if ev.get("trainable_params"):
                 self._log(f"run {self.run_dir}: {ev.get('trainable_params'):,} trainable of {ev.get('total_params', 0):,} "
                           f"params, {ev.get('train_records')} train / {ev.get('eval_records')} eval sequences, "
-                          f"{total} steps{resumed}")
+                          f"{total} steps{resumed}, stage {self.stage}")
         elif t == "plan":
             gb = ev.get("total_gb")
             if gb is not None:
@@ -236,6 +275,13 @@ class TrainPage(QWidget):
             self.plot.add_step(step, ev.get("loss"), ev.get("lr"))
             if ev.get("loss") is not None:
                 self.labels["loss"].setText(f"{ev['loss']:.4f} (step {step})")
+            metrics = numeric_metrics(ev.get("metrics"))
+            if metrics:
+                plot = self._metrics_plot()
+                plot.set_total_steps(total)
+                plot.add_step(step, metrics)
+                self.labels["metrics"].setText(metrics_summary(metrics) or "see the plot")
+                self._show_metrics_line(True)
             if ev.get("tokens_per_s") is not None:
                 self.labels["speed"].setText(f"{ev['tokens_per_s']:,.0f}")
             mem = ev.get("peak_memory_gb")
@@ -324,7 +370,7 @@ class TrainPage(QWidget):
         if self.process.is_running():
             return
         self.run_dir = str(run_dir)
-        self.plot.clear()
+        self.clear_plots()
         self.log.clear()
         self.labels["eta"].setText("—")
         events_file = Path(run_dir) / "events.jsonl"
@@ -338,6 +384,8 @@ class TrainPage(QWidget):
         else:  # what Start would run: this run's config into a new folder
             self._refresh_command()
         self.plot.redraw()
+        if self.metrics_plot is not None and self.metrics_plot.isVisibleTo(self):
+            self.metrics_plot.redraw()
         self._update_buttons()
 
     # helpers -------------------------------------------------------------------------

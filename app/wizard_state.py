@@ -8,6 +8,10 @@ The state keeps, for every leaf key of it, the text a form field shows
 
 so the exact command can be shown, copied and repeated in a terminal, and the
 engine's own loader parses and validates every value (no second parser here).
+A training stage's own options (dpo.*, kto.*, ...) go only with that stage: the
+engine refuses them under another stage. When the preset itself sets another
+stage's options (a DPO preset, a reopened DPO run, then stage orpo chosen), the
+run is started without the preset file, every value given as key=value.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any, Optional
 import yaml
 from PySide6.QtCore import QObject, Signal
 
+from app.stage_info import section_stage, stage_of_key
 from engine.config import FIELDS, get_value, load_config
 from engine.paths import ASSETS_DIR
 
@@ -52,6 +57,17 @@ def override_text(key: str, text: str) -> str:
     return f"{key}={text}"
 
 
+def stages_set_in(path: str) -> set[str]:
+    """The stages whose own sections a config YAML sets (`dpo: {beta: ...}` or `dpo.beta: ...` -> {'dpo'})."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) if path else {}
+    except (OSError, yaml.YAMLError):
+        return set()
+    if not isinstance(data, dict):
+        return set()
+    return {s for s in (section_stage(str(k).split(".", 1)[0]) for k in data) if s}
+
+
 def config_texts(cfg) -> dict[str, str]:
     """Every leaf key of a RunConfig -> its display text."""
     return {key: format_value(get_value(cfg, key)) for key in FIELDS}
@@ -69,7 +85,9 @@ class WizardState(QObject):
     def __init__(self, parent: Optional[QObject] = None):
         super().__init__(parent)
         self.preset: str = ""
-        self.base: dict[str, str] = config_texts(load_config(None))
+        self.defaults: dict[str, str] = config_texts(load_config(None))
+        self.base: dict[str, str] = dict(self.defaults)
+        self.preset_stages: set[str] = set()  # stages whose options the preset file sets
         self.values: dict[str, str] = dict(self.base)
         self.model_info = None
         self.data_report = None
@@ -91,6 +109,7 @@ class WizardState(QObject):
         cfg = load_config(path or None)
         kept = {k: self.values[k] for k in PAGE_OWNED if self.values[k] != self.base[k]}
         self.preset = str(path or "")
+        self.preset_stages = stages_set_in(self.preset)
         self.base = config_texts(cfg)
         old = self.values
         self.values = {**self.base, **kept}
@@ -103,17 +122,36 @@ class WizardState(QObject):
                 self.value_changed.emit(key)
         self.preset_changed.emit(self.preset)
 
+    def stage(self) -> str:
+        """The training stage chosen ('sft' with an engine that has no stages)."""
+        return self.values.get("stage") or "sft"
+
+    def without_preset(self) -> bool:
+        """Whether the preset sets options of a stage other than the chosen one (then it cannot be passed on)."""
+        return any(s != self.stage() for s in self.preset_stages)
+
     def overrides(self) -> list[str]:
-        """`key=value` for every field that differs from the preset, in config order."""
-        return [override_text(k, self.values[k]) for k in FIELDS if self.values[k] != self.base[k]]
+        """`key=value` for every field that differs from the preset (or from the defaults, without it), in config order.
+
+        A stage's own section (dpo.*, kto.*, ...) is left out unless that stage is chosen: the engine
+        rejects a section key set for another stage, and an edit made before switching stage must not
+        block the run.
+        """
+        stage, base = self.stage(), self.defaults if self.without_preset() else self.base
+        return [override_text(k, self.values[k]) for k in FIELDS
+                if self.values[k] != base[k] and stage_of_key(k) in (None, stage)]
+
+    def preset_args(self) -> list[str]:
+        """[PRESET] as passed to the engine: none when there is none, or when it sets another stage's options."""
+        return [self.preset] if self.preset and not self.without_preset() else []
 
     def resolved_config(self):
         """The RunConfig the engine will run (raises ConfigError naming the bad key)."""
-        return load_config(self.preset or None, self.overrides())
+        return load_config((self.preset_args() or [None])[0], self.overrides())
 
     def config_args(self) -> list[str]:
         """Arguments after the subcommand: [PRESET] key=value ..."""
-        return ([self.preset] if self.preset else []) + self.overrides()
+        return self.preset_args() + self.overrides()
 
     # findings of the pages ---------------------------------------------------
     def set_model_info(self, info) -> None:

@@ -37,3 +37,14 @@ def fake_engine(monkeypatch):
     monkeypatch.setenv("EDGETUNE_ENGINE", f"{shlex.quote(sys.executable)} {shlex.quote(str(FAKE_ENGINE))}")
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return monkeypatch
+
+
+@pytest.fixture
+def stage_state(qapp, monkeypatch):
+    """A WizardState on a run config with `stage`: the engine's, or tests/app/staged_schema.py's stand-in."""
+    from tests.app.staged_schema import install
+
+    install(monkeypatch)
+    from app.wizard_state import WizardState
+
+    return WizardState()

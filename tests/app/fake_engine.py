@@ -9,6 +9,9 @@ FAKE_ENGINE_MODE picks a behaviour: normal, error (an `error` event, exit 2),
 crash (dies with a traceback, exit 1), ignore_term (ignores SIGTERM, must be
 killed), usage (a one-line `error:` on stderr like the CLI, exit 2).
 FAKE_ENGINE_STEPS (default 6) and FAKE_ENGINE_DELAY (seconds per step, 0.05).
+`stage=dpo` (or a config file with `stage:`) makes it a preference run: config.yaml
+gets the stage, run_started carries it and every step event carries the recipe's
+`metrics` with the keys of the issue-14 contract (none for sft).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 from engine.events import SCHEMA, make_event
 
 FILL = {"kind": "runtime", "hint": "", "paths": {}, "metrics": {}, "config": {}, "backend_reason": "fake",
@@ -28,6 +33,25 @@ FILL = {"kind": "runtime", "hint": "", "paths": {}, "metrics": {}, "config": {},
         "loss": None, "resumed_from": None, "best": False}
 
 stop_requested = False
+
+
+def preference_metrics(step: int, steps: int) -> dict:
+    """Rewards that part as training goes on: chosen up, rejected down, accuracy towards 1."""
+    chosen, rejected = 0.05 * step, -0.04 * step
+    return {"reward_chosen": chosen, "reward_rejected": rejected, "reward_margin": chosen - rejected,
+            "reward_accuracy": min(1.0, 0.5 + 0.5 * step / steps)}
+
+
+# stage -> the step event's `metrics` at (step, steps), per the contract
+STAGE_METRICS = {
+    "sft": lambda step, steps: None,
+    "dpo": preference_metrics,
+    "simpo": preference_metrics,
+    "orpo": lambda step, steps: {**preference_metrics(step, steps), "log_odds_ratio": -0.7 + 0.1 * step},
+    "kto": lambda step, steps: {**{k: v for k, v in preference_metrics(step, steps).items() if k != "reward_accuracy"},
+                                "kl": 0.02 * step},
+    "rm": lambda step, steps: {"accuracy": min(1.0, 0.5 + 0.5 * step / steps), "margin": 0.3 * step},
+}
 
 
 class Emitter:
@@ -82,22 +106,28 @@ def train(args: dict, mode: str) -> int:
         run_dir = Path(args["overrides"].get("output_dir", "runs/fake").strip('"'))
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / "config.yaml").exists():
+        from_file = yaml.safe_load(Path(args["config"]).read_text()) if args["config"] else {}
+        stage = args["overrides"].get("stage", (from_file or {}).get("stage", "")).strip('"')
+        # (only a run given a stage records one: the app's tests also run on engines whose config has none)
         (run_dir / "config.yaml").write_text(
-            f"method: lora\nmodel:\n  name_or_path: {args['overrides'].get('model.name_or_path', 'smollm2-135m-instruct')}\n"
+            (f"stage: {stage}\n" if stage else "") + f"method: lora\nmodel:\n  name_or_path: {args['overrides'].get('model.name_or_path', 'smollm2-135m-instruct')}\n"
             f"data:\n  path: {args['overrides'].get('data.path', 'data.jsonl')}\n")
+    stage = (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("stage", "sft")
     done = sorted(int(p.name[5:]) for p in (run_dir / "checkpoints").glob("step-*")) if args["resume"] else []
     start = done[-1] if done else 0
     em = Emitter(run_dir)
     signal.signal(signal.SIGTERM, signal.SIG_IGN if mode == "ignore_term" else lambda *_: globals().update(stop_requested=True))
     em.emit(("run_started", "run_start"), run_dir=str(run_dir), model="fake", method="lora", backend="hf",
-            device="cpu", train_records=40, eval_records=4, total_steps=steps,
+            device="cpu", stage=stage, train_records=40, eval_records=4, total_steps=steps,
             resumed_from=str(run_dir / "checkpoints" / f"step-{start}") if start else None)
     em.emit(("plan",), total_gb=1.25, batch_size=8, gradient_checkpointing=False)
     for step in range(start + 1, steps + 1):
         time.sleep(delay)
         loss = 3.0 / step
+        metrics = STAGE_METRICS[stage](step, steps)
         em.emit(("step", "train_loss"), step=step, total_steps=steps, epoch=step / steps, loss=loss,
-                lr=1e-3 * (1 - step / (steps + 1)), tokens_per_s=800.0 + step, peak_memory_gb=0.9)
+                lr=1e-3 * (1 - step / (steps + 1)), tokens_per_s=800.0 + step, peak_memory_gb=0.9,
+                **({"metrics": metrics} if metrics else {}))
         if step % 2 == 0:
             em.emit(("eval",), step=step, eval_loss=loss * 1.1, loss=loss * 1.1)
             checkpoint(run_dir, step, em)

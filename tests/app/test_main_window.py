@@ -45,7 +45,7 @@ def test_runs_list_shows_finished_runs_and_reopens_them(qtbot, window, tmp_path)
     page = window.runs_page
     assert [r.name for r in page.runs] == [run_dir.rsplit("/", 1)[-1]]
     cells = [page.table.item(0, c).text() for c in range(page.table.columnCount())]
-    assert cells[1] == "completed" and cells[2] == "6 / 6" and cells[3] == "0.5000"
+    assert cells[1] == "completed" and cells[2] == "sft" and cells[3] == "6 / 6" and cells[4] == "0.5000"
     page.table.selectRow(0)
     assert page.export_button.isEnabled() and page.chat_button.isEnabled() and not page.resume_button.isEnabled()
     window.train_page.plot.clear()

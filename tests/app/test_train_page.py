@@ -31,6 +31,8 @@ def test_start_streams_events_into_the_curve(qtbot, page, fake_engine):
     assert page.plot.eval_steps == [2, 4, 6]
     assert page.progress.value() == page.progress.maximum() == 6
     assert page.labels["status"].text() == "completed"
+    assert page.metrics_plot is None and page.labels["metrics"].isHidden()  # SFT steps carry no metrics
+    assert page.labels["stage"].text() == "sft"
     assert "output_dir=" in page.command.text() and run_dir.startswith(str(page.settings.runs_dir))
     assert not page.resume_button.isEnabled()
 
@@ -105,3 +107,52 @@ def test_reopened_run_replays_its_curve(qtbot, page, fake_engine):
     run_dir = page.run_dir
     page.load_run(run_dir)
     assert page.plot.steps == [1, 2, 3, 4, 5, 6] and page.labels["status"].text() == "completed"
+
+
+def test_a_dpo_run_plots_reward_margin_and_accuracy_next_to_the_loss(qtbot, stage_state, settings, fake_engine, tmp_path):
+    from app.train_page import TrainPage
+
+    page = TrainPage(stage_state, settings)
+    qtbot.addWidget(page)
+    stage_state.set("data.path", str(tmp_path / "pairs.jsonl"))
+    stage_state.set("stage", "dpo")
+    assert "stage=dpo" in page.command.text()
+    with qtbot.waitSignal(page.run_finished, timeout=20000) as blocker:
+        assert page.start()
+    assert blocker.args[1] == "completed" and page.plot.steps == [1, 2, 3, 4, 5, 6]
+    plot = page.metrics_plot
+    assert plot is not None and not plot.isHidden() and plot.stage == "dpo"
+    assert set(plot.keys()) == {"reward_chosen", "reward_rejected", "reward_margin", "reward_accuracy"}
+    assert plot.series["reward_accuracy"][0] == [1, 2, 3, 4, 5, 6]
+    plot.redraw()
+    assert plot.axes["share"].get_ylim() == (-0.03, 1.03)  # accuracy on a 0..1 axis, the rest below
+    labels = [t.get_text() for t in plot.axes["value"].get_legend().get_texts()]
+    assert "reward margin (chosen − rejected)" in labels
+    assert page.labels["stage"].text() == "dpo"
+    assert page.labels["metrics"].text() == "acc 1.00 · margin 0.54" and not page.labels["metrics"].isHidden()
+    assert "stage dpo" in page.log.toPlainText()
+    run_dir = page.run_dir
+    page.load_run(run_dir)  # a replay plots the same
+    assert page.metrics_plot.series["reward_margin"][0] == [1, 2, 3, 4, 5, 6]
+
+
+def event(type_, **fields):
+    return {"v": 1, "type": type_, "time": 0.0, **fields}
+
+
+def test_metrics_plot_follows_whatever_keys_arrive(qtbot, page):
+    page.handle_event(event("run_started", run_dir="r", total_steps=4, device="cpu", stage="rm"), live=False)
+    page.handle_event(event("step", step=1, total_steps=4, loss=0.7, lr=1e-4), live=False)
+    page.handle_event(event("step", step=2, total_steps=4, loss=0.6, lr=1e-4, metrics={}), live=False)
+    assert page.metrics_plot is None  # no metrics (missing or empty): no second plot
+    page.handle_event(event("step", step=3, total_steps=4, loss=0.5, lr=1e-4,
+                            metrics={"accuracy": 0.75, "margin": 0.42, "note": "text is ignored"}), live=False)
+    plot = page.metrics_plot
+    assert plot.keys() == ["accuracy", "margin"] and plot.stage == "rm"
+    assert page.labels["metrics"].text() == "acc 0.75 · margin 0.42"
+    page.handle_event(event("step", step=4, total_steps=4, loss=0.4, lr=1e-4, metrics={"kl": 0.1, "log_ratio": 1.0}),
+                      live=False)
+    plot.redraw()
+    assert set(plot.axes) == {"share", "value"} and plot.keys() == ["accuracy", "margin", "kl", "log_ratio"]
+    page.clear_plots()  # a new run: hidden until its steps carry metrics again
+    assert plot.isHidden() and plot.keys() == [] and page.labels["metrics"].isHidden()
