@@ -9,16 +9,16 @@ def add_parser(sub) -> None:
     p = sub.add_parser("score", help="Score answers with a reward model (a stage=rm run): rewards and pair accuracy.",
                        description="Score every pair of a preference file with a reward-model run. "
                                    "Example: engine score runs/rm --data assets/datasets/brief_heldout.jsonl")
-    p.add_argument("run", help="A run folder trained with stage=rm.")
+    p.add_argument("run_dir", metavar="RUN", help="A run folder trained with stage=rm.")
     p.add_argument("--data", required=True, help="Preference pairs (prompt/chosen/rejected, any layout engine train reads).")
     p.add_argument("--json", action="store_true", help="Print JSON (every reward).")
-    p.set_defaults(run_cmd=True, run=run)
+    p.set_defaults(run=run)
 
 
 def run(args) -> int:
     from engine.train.pair_eval import reward_scores
 
-    r = reward_scores(args.run, args.data)
+    r = reward_scores(args.run_dir, args.data)
     if args.json:
         print(json.dumps(r.__dict__, indent=2))
         return 0
