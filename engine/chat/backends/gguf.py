@@ -56,7 +56,10 @@ class GgufChatBackend:
         return self.llm.detokenize([int(tid)], special=True).decode("utf-8", errors="replace")
 
     def prompt_ids(self, messages: list[dict]) -> list[int]:
-        text = render_prompt(self.template, messages, self.bos_token, self.eos_token)
+        return self.encode(render_prompt(self.template, messages, self.bos_token, self.eos_token))
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text` as the prompt sees them: special tokens' text recognised, none added."""
         return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
 
     def stream(self, ids: list[int], params) -> Iterator[str]:
