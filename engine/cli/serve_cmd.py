@@ -75,8 +75,13 @@ def run(args) -> int:
     pool = ModelPool(parse_model_args(args.models), backend=args.backend, template=args.template, on_loaded=loaded)
     pool.check_files()
     if args.preload:
+        from engine.serve.api_errors import ApiError
+
         for name in pool.names():
-            pool.load(name)  # an ApiError(503) here carries the loader's message
+            try:
+                pool.load(name)
+            except ApiError as e:  # the loader's own message: not found, no template, too big for free memory
+                raise EdgetuneError(e.message) from None
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

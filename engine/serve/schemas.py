@@ -54,7 +54,7 @@ class SamplingFields(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
     model: str
     temperature: Optional[float] = Field(None, ge=0, le=2)
-    top_p: Optional[float] = Field(None, gt=0, le=1)
+    top_p: Optional[float] = Field(None, ge=0, le=1)  # 0 = off, as in engine chat
     top_k: Optional[int] = Field(None, ge=0)
     repeat_penalty: Optional[float] = Field(None, gt=0)
     max_tokens: Optional[int] = Field(None, ge=1)
