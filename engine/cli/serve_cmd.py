@@ -41,10 +41,16 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    import os
+
     from engine.serve import require_serve_deps
 
     require_serve_deps()
-    import os
+    # llama.cpp's OpenMP workers otherwise spin between decode calls; in a server, whose generating
+    # thread does Python work between tokens, they took a core from it: measured 0.2-0.4x the
+    # tokens/s of llama-cpp-python's server under load, 1.1x with this (benchmarks/serve_load.py).
+    # It must be set before libgomp loads, i.e. before the first model.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import socket
     import time
 

@@ -177,7 +177,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 async def collect(state: ServeState, model, ids, params, stops, ticket, usage_info) -> Usage:
     """Run a whole generation after waiting for a slot; the Usage holds the text."""
     await ticket.wait_turn()
-    async for kind, value in generate(model, ids, params, stops, state.executor):
+    async for kind, value in generate(model, ids, params, stops, state.executor, pieces=False):
         if kind == "done":
             record_usage(usage_info, value)
             return value
