@@ -48,7 +48,7 @@ def run(args) -> int:
     require_serve_deps()
     # llama.cpp's OpenMP workers otherwise spin between decode calls; in a server, whose generating
     # thread does Python work between tokens, they took a core from it: measured 0.2-0.4x the
-    # tokens/s of llama-cpp-python's server under load, 1.1x with this (benchmarks/serve_load.py).
+    # tokens/s of llama-cpp-python's server under load, about 1.0x with this (benchmarks/serve_load.py).
     # It must be set before libgomp loads, i.e. before the first model.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import socket
