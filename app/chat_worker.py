@@ -19,11 +19,12 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from engine.errors import EdgetuneError
 
 
-def open_session(spec: str, system: Optional[str], sampling: dict):
-    """A session for `spec` served by its own `engine serve` child (the engine picks the backend)."""
+def open_session(spec: str, system: Optional[str], sampling: dict, cancelled=lambda: False):
+    """A session for `spec` served by its own `engine serve` child (the engine picks the backend);
+    `cancelled()` true while it loads (the column closing) stops the child and raises."""
     from app.served_session import ServedSession
 
-    return ServedSession(spec, system=system or None, sampling=sampling)
+    return ServedSession(spec, system=system or None, sampling=sampling, cancelled=cancelled)
 
 
 class ChatWorker(QObject):
@@ -44,9 +45,9 @@ class ChatWorker(QObject):
     @Slot(str, str, dict)
     def load(self, spec: str, system: str, sampling: dict) -> None:
         self.close_session()  # a reload replaces the old server: its memory goes back first
-        self.spec = spec
+        self.spec, self._stop = spec, False
         try:
-            self.session = open_session(spec, system, sampling)
+            self.session = open_session(spec, system, sampling, cancelled=lambda: self._stop)
         except EdgetuneError as e:
             self.failed.emit(str(e))
             return

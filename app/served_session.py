@@ -23,7 +23,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from engine.errors import EdgetuneError
 
@@ -32,15 +32,17 @@ SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "repeat_penalty", "max_token
 
 
 def serve_args(spec: str, name: str, max_tokens: int) -> list[str]:
-    """`engine serve` arguments for one model on a free loopback port, loaded before it reports ready."""
+    """`engine serve` arguments for one model on a free loopback port, loaded before it reports ready;
+    it exits when its stdin (a pipe from the app) closes, so it never outlives the app."""
     return ["serve", f"{name}={spec}", "--host", "127.0.0.1", "--port", "0", "--events", "-", "--preload",
-            "--quiet", "--max-tokens-limit", str(max(2048, max_tokens))]
+            "--quiet", "--exit-with-stdin", "--max-tokens-limit", str(max(2048, max_tokens))]
 
 
 class ServedSession:
     """ChatSession's interface (send/reset/label/last_stats) over a child `engine serve`."""
 
-    def __init__(self, spec: str, system: Optional[str] = None, sampling: Optional[dict] = None):
+    def __init__(self, spec: str, system: Optional[str] = None, sampling: Optional[dict] = None,
+                 cancelled: Callable[[], bool] = lambda: False):
         from app.engine_command import engine_invocation
         from engine.serve.model_pool import default_name
 
@@ -55,13 +57,13 @@ class ServedSession:
         program, args = engine_invocation(serve_args(spec, self.model_name, int(self.sampling.get("max_tokens") or 0)))
         env = {**os.environ, "EDGETUNE_API_KEY": self.api_key}  # not on the command line, where `ps` shows it
         self.proc = subprocess.Popen([program, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env=env, stdin=subprocess.DEVNULL)
+                                     env=env, stdin=subprocess.PIPE)  # the lifeline: never written, closed by close()
         self._stderr: list[str] = []
         events: queue.Queue = queue.Queue()
         threading.Thread(target=self._read_events, args=(events,), daemon=True).start()
         threading.Thread(target=lambda: self._stderr.extend(self.proc.stderr), daemon=True).start()
         try:
-            self._wait_started(events)
+            self._wait_started(events, cancelled)
         except BaseException:
             self.close()
             raise
@@ -75,13 +77,17 @@ class ServedSession:
                 continue
         events.put(None)
 
-    def _wait_started(self, events: queue.Queue) -> None:
+    def _wait_started(self, events: queue.Queue, cancelled: Callable[[], bool]) -> None:
         end = time.monotonic() + START_TIMEOUT_S
         while not self.url:
+            if cancelled():  # the column is closing while the model loads
+                raise EdgetuneError(f"Loading '{self.spec}' was cancelled.")
             try:
-                event = events.get(timeout=max(0.1, end - time.monotonic()))
+                event = events.get(timeout=0.2)
             except queue.Empty:
-                raise EdgetuneError(f"The model server for '{self.spec}' did not start in {START_TIMEOUT_S} s.") from None
+                if time.monotonic() > end:
+                    raise EdgetuneError(f"The model server for '{self.spec}' did not start in {START_TIMEOUT_S} s.") from None
+                continue
             if event is None:
                 self.proc.wait(10)
                 raise EdgetuneError(self._child_error())
@@ -102,6 +108,10 @@ class ServedSession:
 
     def close(self) -> None:
         """Stop the child (SIGTERM, then kill): its memory is given back now."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -116,6 +126,7 @@ class ServedSession:
 
     # conversation -----------------------------------------------------------------------
     def messages(self, user_text: str) -> list[dict]:
+        """System prompt, history and the new user turn, as the API takes them."""
         return (([{"role": "system", "content": self.system}] if self.system else []) + list(self.history)
                 + [{"role": "user", "content": user_text}])
 
@@ -157,6 +168,7 @@ class ServedSession:
         self.history += [{"role": "user", "content": text}, {"role": "assistant", "content": "".join(pieces)}]
 
     def reset(self) -> None:
+        """Forget the conversation (the server keeps none)."""
         self.history.clear()
 
     # "Serve this model" -------------------------------------------------------------------

@@ -37,6 +37,8 @@ def add_parser(sub) -> None:
     p.add_argument("--repeat-penalty", type=float, default=1.1, help="Default repeat penalty (requests may send repeat_penalty).")
     p.add_argument("--events", default=None, help="Write JSON-lines events to this file ('-' = stdout).")
     p.add_argument("--quiet", action="store_true", help="No access log on stderr.")
+    p.add_argument("--exit-with-stdin", action="store_true",
+                   help="Stop when stdin closes (the desktop app's lifeline: its server never outlives it).")
     p.set_defaults(run=run)
 
 
@@ -58,16 +60,18 @@ def run(args) -> int:
 
     from engine.chat.sampling import SamplingParams
     from engine.errors import EdgetuneError
-    from engine.events import EventSink, open_events_target
-    from engine.serve.access_log import AccessLog
+    from engine.events import open_events_target
+    from engine.serve.access_log import AccessLog, LockedSink
     from engine.serve.app import build_app
     from engine.serve.auth import require_key_off_loopback, resolve_api_key
     from engine.serve.limits import ServeLimits
     from engine.serve.model_pool import ModelPool, parse_model_args
 
+    if args.exit_with_stdin:
+        _exit_when_stdin_closes()
     key = resolve_api_key(args.api_key, args.api_key_file)
     require_key_off_loopback(args.host, key)
-    sink = EventSink(open_events_target(args.events))
+    sink = LockedSink(open_events_target(args.events))
     say = (lambda s: print(s, file=sys.stderr, flush=True)) if args.events == "-" else (lambda s: print(s, flush=True))
     limits = ServeLimits(max_body_bytes=args.max_body_kb * 1024, max_tokens=args.max_tokens_limit,
                          max_messages=args.max_messages, parallel=args.parallel, queue=args.queue).check()
@@ -117,3 +121,20 @@ def run(args) -> int:
         sink.emit("serve_stopped", seconds=round(time.perf_counter() - start, 3))
         sink.close()
     return 0
+
+
+def _exit_when_stdin_closes() -> None:
+    """A parent that dies, even by SIGKILL, closes our stdin: then stop as Ctrl-C would (uvicorn's
+    handler finishes the requests in flight), on every OS."""
+    import _thread
+    import threading
+
+    def watch():
+        try:
+            while sys.stdin.buffer.read(4096):
+                pass
+        except (OSError, ValueError):
+            pass
+        _thread.interrupt_main()  # runs the SIGINT handler in the main thread
+
+    threading.Thread(target=watch, daemon=True, name="stdin-lifeline").start()

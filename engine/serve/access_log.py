@@ -7,10 +7,23 @@ response has been sent in full, so a streamed answer's latency and tokens/s are 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import IO, Optional
 
 from engine.events import EventSink
+
+
+class LockedSink(EventSink):
+    """An EventSink safe to emit from the event loop and the loading threads at once (whole lines)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._lock = threading.Lock()
+
+    def emit(self, type: str, **fields) -> dict:
+        with self._lock:
+            return super().emit(type, **fields)
 
 
 class AccessLog:

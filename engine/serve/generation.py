@@ -29,6 +29,7 @@ class StopText:
         self.hold = max((len(s) for s in stops), default=1) - 1
 
     def push(self, piece: str) -> str:
+        """Add a piece; return the text that can no longer become the start of a stop string."""
         self.pending += piece
         if not self.stops:
             out, self.pending = self.pending, ""
@@ -43,6 +44,7 @@ class StopText:
         return out
 
     def flush(self) -> str:
+        """The held-back tail, once the answer has ended without a stop string."""
         out, self.pending = self.pending, ""
         return out
 
@@ -58,6 +60,7 @@ class Usage:
     text: list[str] = field(default_factory=list)
 
     def as_openai(self) -> dict:
+        """The `usage` object of OpenAI responses."""
         return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
                 "total_tokens": self.prompt_tokens + self.completion_tokens}
 

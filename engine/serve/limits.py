@@ -40,11 +40,13 @@ class Ticket:
         self.gate, self.running, self.done = gate, False, False
 
     async def wait_turn(self) -> None:
+        """Wait for a generation slot (leaving the queue)."""
         await self.gate.sem.acquire()
         self.gate.waiting -= 1
         self.running = True
 
     def release(self) -> None:
+        """Give back the slot or the place in the queue; later calls do nothing."""
         if self.done:
             return
         self.done = True

@@ -81,6 +81,7 @@ class ModelPool:
                 raise EdgetuneError(f"GGUF file '{m.spec}' not found (model {m.name!r}).")
 
     def names(self) -> list[str]:
+        """The served names, in the order given."""
         return list(self.models)
 
     def entry(self, name: str) -> ServedModel:

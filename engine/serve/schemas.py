@@ -66,6 +66,7 @@ class SamplingFields(BaseModel):
     stream_options: Optional[StreamOptions] = None
 
     def stop_strings(self) -> list[str]:
+        """`stop` as a list (OpenAI allows one string or up to four)."""
         stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
         if len(stops) > 4:
             raise ApiError(400, f"stop holds {len(stops)} strings; at most 4 are allowed.", "too_many_stops", "stop")
@@ -80,6 +81,7 @@ class CompletionRequest(SamplingFields):
     prompt: Union[str, list[str]]
 
     def prompt_text(self) -> str:
+        """The one prompt string (a list of several would be a batch, which is not served)."""
         if isinstance(self.prompt, str):
             return self.prompt
         if len(self.prompt) != 1:

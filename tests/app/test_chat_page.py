@@ -38,7 +38,7 @@ def page(qtbot, state, settings, monkeypatch):
     import app.chat_worker
     from app.chat_page import ChatPage
 
-    monkeypatch.setattr(app.chat_worker, "open_session", lambda spec, system, sampling: EchoSession(spec, system))
+    monkeypatch.setattr(app.chat_worker, "open_session", lambda spec, system, sampling, **kw: EchoSession(spec, system))
     p = ChatPage(state, settings)
     qtbot.addWidget(p)
     yield p
@@ -128,3 +128,22 @@ def test_a_model_that_cannot_load_reports_the_servers_error(qtbot, state, settin
         assert "missing.gguf' not found" in p.base.status.text() and not p.base.loaded_spec
     finally:
         p.shutdown()
+
+
+def test_closing_a_column_while_its_model_loads_stops_the_child(qtbot, state, settings, tiny_model_dir):
+    psutil = pytest.importorskip("psutil")
+    pytest.importorskip("fastapi")
+    from app.chat_page import ChatPage
+
+    def servers():
+        return [c for c in psutil.Process().children(recursive=True)
+                if c.is_running() and c.status() != psutil.STATUS_ZOMBIE and "serve" in c.cmdline()]
+
+    p = ChatPage(state, settings)
+    qtbot.addWidget(p)
+    p.base.set_choices([str(tiny_model_dir)])
+    p.base.load()
+    qtbot.waitUntil(lambda: bool(servers()), timeout=10_000)
+    p.shutdown()  # while the child is still importing and loading
+    qtbot.waitUntil(lambda: not servers(), timeout=15_000)
+    assert not p.base.loaded_spec

@@ -18,10 +18,11 @@ from tests.conftest import REPO
 class ServeProcess:
     """`engine serve ARGS --port 0 --events -` as a child; `url` once it listens, `events` as they come."""
 
-    def __init__(self, *args: str, env: dict | None = None, timeout: float = 180):
+    def __init__(self, *args: str, env: dict | None = None, timeout: float = 180, stdin=subprocess.DEVNULL):
         self.proc = subprocess.Popen([sys.executable, "-m", "engine", "serve", *args, "--host", "127.0.0.1",
                                       "--port", "0", "--events", "-"], cwd=REPO, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+                                     stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
+                                     stdin=stdin)
         self.events: list[dict] = []
         self.stderr: list[str] = []
         lines: queue.Queue = queue.Queue()

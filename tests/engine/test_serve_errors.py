@@ -18,7 +18,7 @@ httpx = pytest.importorskip("httpx")
 
 from engine.errors import EdgetuneError  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
-from tests.engine.serve_support import serving  # noqa: E402
+from tests.engine.serve_support import ServeProcess, serving  # noqa: E402
 
 KEY = "test-key-0123456789"
 
@@ -227,3 +227,22 @@ def test_model_names_come_from_files_and_never_open_paths(tmp_path):
     assert parse_model_args(["runs/q/exports/model-q8_0.gguf", "tuned=runs/q", "runs/x/exports/model-q8_0.gguf"]) == [
         ("model-q8_0", "runs/q/exports/model-q8_0.gguf"), ("tuned", "runs/q"),
         ("model-q8_0-2", "runs/x/exports/model-q8_0.gguf")]
+
+
+def test_served_process_stops_when_its_parent_closes_stdin_and_names_unloadable_models():
+    """The app's lifeline: the child ends when the pipe closes. A model that cannot load is a 503
+    naming the problem, and the server keeps answering."""
+    proc = ServeProcess("ghost=no-such-model-anywhere", "--exit-with-stdin", stdin=subprocess.PIPE)
+    try:
+        r = httpx.post(f"{proc.url}/chat/completions", json=chat(model="ghost"), timeout=120)
+        assert r.status_code == 503 and r.json()["error"]["code"] == "model_load_failed"
+        assert "no-such-model-anywhere" in r.json()["error"]["message"] and "Traceback" not in r.text
+        assert httpx.get(f"{proc.url}/models").json()["data"][0]["id"] == "ghost"
+        proc.proc.stdin.close()
+        assert proc.proc.wait(30) == 0
+        end = time.monotonic() + 5  # the reader thread may still hold the last line
+        while proc.events[-1]["type"] != "serve_stopped" and time.monotonic() < end:
+            time.sleep(0.05)
+        assert proc.events[-1]["type"] == "serve_stopped"
+    finally:
+        proc.stop()
