@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.chat.sampling import SamplingParams
+from engine.errors import EdgetuneError
 from engine.serve.access_log import AccessLog
 from engine.serve.api_errors import ApiError, error_body
 from engine.serve.auth import key_matches
@@ -116,28 +117,44 @@ def build_app(pool: ModelPool, limits: ServeLimits, api_key: Optional[str] = Non
         model = state.pool.entry(req.model)
         usage_info = request.state.usage
         usage_info["model"] = model.name
-        loop = asyncio.get_running_loop()
-        if model.backend is None:  # first request for it: load (seconds) off the event loop
-            await loop.run_in_executor(None, state.pool.load, model.name)
-        ids = await loop.run_in_executor(None, tokenize, model.backend)
-        fit_context(model, ids, params)
-        usage_info["prompt_tokens"] = len(ids)
-        reply = Reply(kind, model.name)
-        if req.stream:
-            include_usage = bool(req.stream_options and req.stream_options.include_usage)
-            body = StreamEvents(state, model, ids, params, stops, reply, usage_info, include_usage)
-            body_ticket = state.gate.reserve(owner=body)  # 429 now, while a status can still be sent
-            body.ticket = body_ticket
-            return StreamingResponse(body.run(), media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-        ticket = state.gate.reserve()
+        # a place in line before anything slow (loading, tokenising): beyond the queue, 429 at once
+        ticket, streaming = state.gate.reserve(), False
         try:
+            loop = asyncio.get_running_loop()
+            if model.backend is None:  # first request for it: load (seconds) off the event loop
+                await loop.run_in_executor(None, state.pool.load, model.name)
+            ids = await loop.run_in_executor(None, render_and_tokenize, tokenize, model.backend)
+            fit_context(model, ids, params)
+            usage_info["prompt_tokens"] = len(ids)
+            reply = Reply(kind, model.name)
+            if req.stream:
+                include_usage = bool(req.stream_options and req.stream_options.include_usage)
+                body = StreamEvents(state, model, ids, params, stops, reply, usage_info, include_usage, ticket)
+                ticket.release_with(body)  # the body releases it, or its garbage collection if it never runs
+                streaming = True
+                return StreamingResponse(body.run(), media_type="text/event-stream",
+                                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
             usage = await until_disconnect(request, collect(state, model, ids, params, stops, ticket, usage_info))
+            return JSONResponse(reply.whole("".join(usage.text), usage))
         finally:
-            ticket.release()
-        return JSONResponse(reply.whole("".join(usage.text), usage))
+            if not streaming:
+                ticket.release()
 
     return log_and_auth(api, state)
+
+
+def render_and_tokenize(tokenize, backend) -> list[int]:
+    """The prompt's token ids; a chat template that refuses the messages (many raise on roles that do
+    not alternate, or on a system turn) is the client's 400, with the template's own words."""
+    try:
+        return tokenize(backend)
+    except EdgetuneError as e:
+        raise ApiError(400, str(e), "invalid_prompt", "messages") from None
+    except Exception as e:
+        if type(e).__module__.split(".")[0] == "jinja2":
+            raise ApiError(400, f"The model's chat template refused these messages: {e}", "template_error",
+                           "messages") from None
+        raise
 
 
 def sampling_params(req: SamplingFields, defaults: SamplingParams, limits: ServeLimits) -> SamplingParams:

@@ -45,6 +45,11 @@ class Ticket:
         self.gate.waiting -= 1
         self.running = True
 
+    def release_with(self, owner) -> None:
+        """Also release when `owner` is garbage-collected: a streamed body whose client left before
+        its first byte is never iterated, so its own `finally` never runs."""
+        weakref.finalize(owner, self.release)
+
     def release(self) -> None:
         """Give back the slot or the place in the queue; later calls do nothing."""
         if self.done:
@@ -64,15 +69,10 @@ class AdmissionGate:
         self.sem = asyncio.Semaphore(parallel)
         self.waiting = 0
 
-    def reserve(self, owner=None) -> Ticket:
-        """Take a place in line now (synchronously, so the answer can still be a 429 status).
-        With `owner`, the place is also given back if the owner is dropped before it runs
-        (a streaming response whose client left before the first byte)."""
+    def reserve(self) -> Ticket:
+        """Take a place in line now (synchronously, so the answer can still be a 429 status)."""
         if self.sem.locked() and self.waiting >= self.queue:
             raise ApiError(429, f"The server is busy: {self.parallel} generation(s) running and {self.waiting} "
                                 f"waiting (the queue holds {self.queue}). Retry shortly.", code="server_busy")
         self.waiting += 1
-        ticket = Ticket(self)
-        if owner is not None:
-            weakref.finalize(owner, ticket.release)
-        return ticket
+        return Ticket(self)

@@ -69,10 +69,10 @@ def sse(obj: dict) -> str:
 class StreamEvents:
     """The SSE body of a streamed answer; its ticket is released however the stream ends."""
 
-    def __init__(self, state, model, ids, params, stops, reply: Reply, usage_info: dict, include_usage: bool):
+    def __init__(self, state, model, ids, params, stops, reply: Reply, usage_info: dict, include_usage: bool, ticket):
         self.args = (state, model, ids, params, stops)
         self.reply, self.usage_info, self.include_usage = reply, usage_info, include_usage
-        self.ticket = None
+        self.ticket = ticket
 
     async def run(self):
         """The SSE body: wait for a slot, then role, text deltas, finish, usage, [DONE]."""

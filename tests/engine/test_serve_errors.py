@@ -246,3 +246,23 @@ def test_served_process_stops_when_its_parent_closes_stdin_and_names_unloadable_
         assert proc.events[-1]["type"] == "serve_stopped"
     finally:
         proc.stop()
+
+
+def test_a_chat_template_that_refuses_the_messages_is_a_400():
+    """Templates such as Mistral's raise on roles that do not alternate: the client hears why."""
+
+    class StrictTemplate(FakeBackend):
+        def prompt_ids(self, messages):
+            from engine.chat.template import render_prompt
+
+            template = ("{% for m in messages %}{% if (m['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+                        "{{ raise_exception('Conversation roles must alternate user/assistant') }}{% endif %}"
+                        "{{ m['content'] }}{% endfor %}")
+            return self.encode(render_prompt(template, messages))
+
+    with serving(make_app(StrictTemplate())) as base:
+        two_users = [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]
+        r = httpx.post(f"{base}/v1/chat/completions", json=chat(messages=two_users))
+        assert r.status_code == 400 and r.json()["error"]["code"] == "template_error"
+        assert "must alternate" in r.json()["error"]["message"]
+        assert httpx.post(f"{base}/v1/chat/completions", json=chat(max_tokens=1)).status_code == 200
