@@ -198,7 +198,7 @@ def test_a_client_that_disconnects_stops_its_generation(stream):
         time.sleep(1.0)  # ... then the client is gone: generation must stop within a token or two
         stopped_at = backend.generated
         time.sleep(0.5)
-        assert 5 < stopped_at < 200 and backend.generated == stopped_at
+        assert 0 < stopped_at < 500 and backend.generated == stopped_at  # of 10,000 asked
         r = httpx.post(f"{base}/v1/chat/completions", json=chat(max_tokens=3), timeout=10)
         assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "abc"
 
