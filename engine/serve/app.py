@@ -159,7 +159,7 @@ def render_and_tokenize(tokenize, backend) -> list[int]:
 
 def sampling_params(req: SamplingFields, defaults: SamplingParams, limits: ServeLimits) -> SamplingParams:
     """The server's defaults overridden by the request's fields; max_tokens capped with a clear 400."""
-    if req.n != 1:
+    if req.n not in (None, 1):
         raise ApiError(400, f"'n' is {req.n}; this server returns one choice per request (n=1).", "unsupported_n", "n")
     asked = req.max_completion_tokens or req.max_tokens
     if asked is not None and asked > limits.max_tokens:

@@ -61,8 +61,8 @@ class SamplingFields(BaseModel):
     max_completion_tokens: Optional[int] = Field(None, ge=1)
     stop: Union[str, list[str], None] = None
     seed: Optional[int] = None
-    n: int = 1
-    stream: bool = False
+    n: Optional[int] = None  # null or 1: some clients send every field, unset ones as null
+    stream: Optional[bool] = False
     stream_options: Optional[StreamOptions] = None
 
     def stop_strings(self) -> list[str]:

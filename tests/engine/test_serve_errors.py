@@ -116,6 +116,8 @@ def test_other_bad_requests_and_the_server_still_answers(url):
 
     r = httpx.post(f"{url}/v1/chat/completions", content=chunked())
     assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+    nulls = dict(n=None, stream=None, temperature=None, top_p=None, max_tokens=None, stop=None, seed=None)
+    assert httpx.post(f"{url}/v1/chat/completions", json=chat(**nulls)).status_code == 200  # clients that send nulls
     r = httpx.post(f"{url}/v1/chat/completions", json=chat(max_tokens=5, stop="d"))
     assert r.status_code == 200
     body = r.json()
