@@ -35,6 +35,8 @@ class ChatColumn(QWidget):
         self.worker.chunk.connect(self._chunk)
         self.worker.reply_done.connect(self._reply_done)
         self.worker.failed.connect(self._failed)
+        self.worker.served.connect(self._served)
+        self.serve_info: dict = {}
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
@@ -46,6 +48,11 @@ class ChatColumn(QWidget):
         self.enabled.setFont(f)
         head.addWidget(self.enabled)
         head.addStretch(1)
+        self.serve_button = QPushButton("Serve…")
+        self.serve_button.setToolTip("Use this model from other tools: its OpenAI API URL, key, and curl and "
+                                     "Python snippets")
+        self.serve_button.setEnabled(False)
+        head.addWidget(self.serve_button)
         lay.addLayout(head)
         row = QHBoxLayout()
         self.model = QComboBox()
@@ -68,6 +75,7 @@ class ChatColumn(QWidget):
         lay.addWidget(self.status)
         self.load_button.clicked.connect(self.load)
         self.browse.clicked.connect(self._browse)
+        self.serve_button.clicked.connect(self.show_serve_dialog)
 
     # choices ----------------------------------------------------------------------
     def set_choices(self, specs: list[str]) -> None:
@@ -92,6 +100,8 @@ class ChatColumn(QWidget):
         if not spec or not self.enabled.isChecked():
             return
         self._set_busy(True)
+        self.serve_info = {}
+        self.serve_button.setEnabled(False)
         self.status.setText(f"loading {spec}…")
         self.load_requested.emit(spec, system or "", dict(sampling or {}))
 
@@ -113,14 +123,31 @@ class ChatColumn(QWidget):
         self.worker.stop()
 
     def shutdown(self) -> None:
-        """Stop the worker thread (window closing); a generation in progress ends at its next chunk."""
+        """Stop the worker thread and the model's server child (window closing): the memory goes back."""
         stop_worker_thread(self.thread, self.worker)
+        self.serve_info = {}
+        self.serve_button.setEnabled(False)
+
+    def show_serve_dialog(self):
+        """The URL, key and snippets of this column's model server (non-modal; returned for tests)."""
+        from app.serve_dialog import ServeDialog
+
+        if not self.serve_info:
+            return None
+        dialog = ServeDialog(self.serve_info, self)
+        dialog.show()
+        return dialog
 
     # worker results ---------------------------------------------------------------------
     def _loaded(self, description: str) -> None:
         self.loaded_spec = self.model.currentText().strip()
         self.status.setText(f"ready: {description}")
         self._set_busy(False)
+
+    def _served(self, info: dict) -> None:
+        self.serve_info = dict(info)
+        self.serve_button.setEnabled(True)
+        self.serve_button.setToolTip(f"Served at {info.get('url')} as '{info.get('model')}': URL, key, curl and Python")
 
     def _chunk(self, text: str) -> None:
         self.last_reply += text

@@ -1,7 +1,8 @@
 """Wizard step 6: chat with the base, the tuned and the exported model side by side.
 
-Each column is one model with its own ChatSession in its own thread, so a slow
-model does not hold the others; one message goes to every loaded column and the
+Each column is one model served by its own `engine serve` child process (closing
+the column gives its memory back) and read from its own thread, so a slow model
+does not hold the others; one message goes to every loaded column and the
 replies stream in together. Comparing base and tuned shows what training taught;
 comparing tuned and exported shows the export kept it.
 """
@@ -28,7 +29,7 @@ class ChatPage(QWidget):
         self.state, self.settings = state, settings
         lay = QVBoxLayout(self)
         lay.addWidget(PageHeader("6 · Chat", "Ask the same question to the base model, your tuned run and its "
-                                 "exported file. Each column runs in its own thread; answers stream in."))
+                                 "exported file. Each column's model runs in its own process; answers stream in."))
         sys_row = QHBoxLayout()
         sys_row.addWidget(QLabel("System prompt:"))
         self.system = QLineEdit()

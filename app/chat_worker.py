@@ -1,11 +1,12 @@
-"""A chat model living in its own thread: load, send (streaming chunks), reset.
+"""A chat model for one column: load, send (streaming chunks), reset, close.
 
-The engine's `ChatSession` (engine/chat) loads an HF folder, a run folder
-(adapter on its base), a .gguf or an ONNX folder and streams the reply in
-chunks. Loading and generating block for seconds, so each chat column owns one
-ChatWorker moved to a QThread; the GUI talks to it through queued signals and
-gets chunks back the same way. `stop()` is read between chunks, so Stop ends a
-long answer at the next token.
+The model runs in an `engine serve` child process (app/served_session.py): the
+engine loads the HF folder, run folder (adapter on its base), .gguf or ONNX
+folder there, so closing a column or the window gives its memory back. Starting
+the child and streaming a reply block, so each chat column owns one ChatWorker
+moved to a QThread; the GUI talks to it through queued signals and gets chunks
+back the same way. `stop()` is read between chunks: Stop closes the connection
+and the server ends the answer at the next token.
 """
 
 from __future__ import annotations
@@ -18,17 +19,19 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from engine.errors import EdgetuneError
 
 
-def open_session(spec: str, system: Optional[str], sampling: dict):
-    """A ChatSession for `spec` (the engine decides the backend from what the spec is)."""
-    from engine.chat import ChatSession
+def open_session(spec: str, system: Optional[str], sampling: dict, cancelled=lambda: False):
+    """A session for `spec` served by its own `engine serve` child (the engine picks the backend);
+    `cancelled()` true while it loads (the column closing) stops the child and raises."""
+    from app.served_session import ServedSession
 
-    return ChatSession(spec, system=system or None, **sampling)
+    return ServedSession(spec, system=system or None, sampling=sampling, cancelled=cancelled)
 
 
 class ChatWorker(QObject):
     """Lives in a worker thread; every slot runs there."""
 
     loaded = Signal(str)              # a description of the loaded model
+    served = Signal(dict)             # url, api_key, model, curl and python snippets (a served model)
     chunk = Signal(str)               # streamed text
     reply_done = Signal(float, int)   # seconds, generated tokens
     failed = Signal(str)
@@ -41,12 +44,10 @@ class ChatWorker(QObject):
 
     @Slot(str, str, dict)
     def load(self, spec: str, system: str, sampling: dict) -> None:
-        from app.worker import ENGINE_LOCK
-
-        self.session, self.spec = None, spec
+        self.close_session()  # a reload replaces the old server: its memory goes back first
+        self.spec, self._stop = spec, False
         try:
-            with ENGINE_LOCK:  # no two threads inside transformers' imports at once
-                self.session = open_session(spec, system, sampling)
+            self.session = open_session(spec, system, sampling, cancelled=lambda: self._stop)
         except EdgetuneError as e:
             self.failed.emit(str(e))
             return
@@ -54,6 +55,8 @@ class ChatWorker(QObject):
             self.failed.emit(f"{type(e).__name__}: {e}")
             return
         self.loaded.emit(str(getattr(self.session, "label", "") or spec))
+        if hasattr(self.session, "snippets"):
+            self.served.emit(self.session.snippets())
 
     @Slot(str)
     def send(self, text: str) -> None:
@@ -87,6 +90,12 @@ class ChatWorker(QObject):
         """Called from the GUI thread: end the current reply at the next chunk."""
         self._stop = True
 
+    def close_session(self) -> None:
+        """Stop the model's server child, if any (column reloading or closing, app quitting)."""
+        session, self.session = self.session, None
+        if session is not None and hasattr(session, "close"):
+            session.close()
+
 
 _threads: list = []  # (thread, worker): kept alive until the app quits, never destroyed while running
 
@@ -95,8 +104,9 @@ def _stop_all() -> None:
     for thread, worker in _threads:
         worker.stop()
         thread.quit()
-    for thread, _ in _threads:
+    for thread, worker in _threads:
         thread.wait(30_000)
+        worker.close_session()
     _threads.clear()
 
 
@@ -118,4 +128,5 @@ def stop_worker_thread(thread: QThread, worker: ChatWorker) -> None:
     worker.stop()
     thread.quit()
     thread.wait(30_000)
+    worker.close_session()
     _threads[:] = [(t, w) for t, w in _threads if t is not thread]

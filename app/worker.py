@@ -21,7 +21,7 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from engine.errors import EdgetuneError
 
-ENGINE_LOCK = threading.RLock()  # also taken by chat workers while they load a model
+ENGINE_LOCK = threading.RLock()  # one engine call at a time inside the GUI process
 _live: set = set()  # keeps tasks alive until they report; Qt holds no Python reference
 _pool: Optional[QThreadPool] = None
 

@@ -27,6 +27,7 @@ COMMANDS = {
     "score": "engine.cli.score_cmd",
     "export": "engine.cli.export_cmd",
     "chat": "engine.cli.chat_cmd",
+    "serve": "engine.cli.serve_cmd",
     "plan": "engine.cli.plan_cmd",
     "config": "engine.cli.config_cmd",
 }

@@ -2,8 +2,10 @@
 
 Each backend module registers a class with `matches(ref) -> bool` and the
 ChatBackend methods: `prompt_ids(messages) -> list[int]` (the chat template
-rendered and tokenised) and `stream(ids, params) -> iterator of text chunks`
-(stopping at the model's end-of-turn tokens).
+rendered and tokenised), `encode(text) -> list[int]` (plain text tokenised the
+same way, for `engine serve`'s text completions) and `stream(ids, params) ->
+iterator of text chunks` (stopping at the model's end-of-turn tokens; closing
+it early ends the generation, and `last_count` holds the tokens generated).
 """
 
 from __future__ import annotations

@@ -49,6 +49,10 @@ class GgufChatBackend:
                 stops.add(int(meta[key]))
         self.stop_ids = stops
         self.label = f"gguf:{path.name}"
+        # False: every answer starts from an empty KV cache (what `engine chat` and the export checks
+        # do). `engine serve` sets True, as llama.cpp's servers do: the tokens a prompt shares with
+        # the previous one (system prompt, earlier turns) keep their cached keys and values.
+        self.keep_prefix = False
 
     def _token_text(self, tid) -> str:
         if tid is None:
@@ -56,11 +60,15 @@ class GgufChatBackend:
         return self.llm.detokenize([int(tid)], special=True).decode("utf-8", errors="replace")
 
     def prompt_ids(self, messages: list[dict]) -> list[int]:
-        text = render_prompt(self.template, messages, self.bos_token, self.eos_token)
+        return self.encode(render_prompt(self.template, messages, self.bos_token, self.eos_token))
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text` as the prompt sees them: special tokens' text recognised, none added."""
         return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
 
     def stream(self, ids: list[int], params) -> Iterator[str]:
-        self.llm.reset()
+        if not self.keep_prefix:
+            self.llm.reset()
         self.llm.set_seed(params.seed)
         text = IncrementalText(lambda toks: self.llm.detokenize(toks).decode("utf-8", errors="replace"))
         count = self.last_count = 0

@@ -82,7 +82,10 @@ class HfChatBackend:
         self.label = f"hf:{Path(ref).name or ref}" + ("+adapter" if adapter is not None else "")
 
     def prompt_ids(self, messages: list[dict]) -> list[int]:
-        text = render_prompt(self.template, messages, self.tokenizer.bos_token, self.tokenizer.eos_token)
+        return self.encode(render_prompt(self.template, messages, self.tokenizer.bos_token, self.tokenizer.eos_token))
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text` as the prompt sees them: special tokens' text recognised, none added."""
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def stream(self, ids: list[int], params) -> Iterator[str]:

@@ -57,7 +57,10 @@ class OnnxChatBackend:
         self.last_count = 0
 
     def prompt_ids(self, messages: list[dict]) -> list[int]:
-        text = render_prompt(self.template, messages, self.hf_tok.bos_token, self.hf_tok.eos_token)
+        return self.encode(render_prompt(self.template, messages, self.hf_tok.bos_token, self.hf_tok.eos_token))
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text` as the graph sees them: special tokens' text recognised, none added."""
         return self.model.encode(text)
 
     def stream(self, ids: list[int], params) -> Iterator[str]:
