@@ -281,3 +281,37 @@ def test_planner_knows_each_stage_memory():
     assert "reference model" not in plan("method=full", "quant.load_in=none", "stage=orpo").breakdown
     rm = plan("method=lora", "stage=rm")
     assert rm.breakdown["logits and loss"] < 0.05 < dpo.breakdown["logits and loss"]  # a score head, no vocabulary
+
+
+def test_dpo_starts_from_an_sft_run_and_merges_like_one(tiny_model_dir, pairs_file, tmp_path):
+    """model=runs/<sft> starts DPO from the SFT result (merged on demand); the DPO run then merges and chats."""
+    from engine.chat import ChatSession
+    from engine.train.merge import merge_adapter
+
+    toy = write_jsonl(tmp_path / "toy.jsonl", [{"instruction": f"Say the code for item {i}.", "output": f"Code {i}{i}{i}."}
+                                              for i in range(8)])
+    sft = tmp_path / "sft"
+    assert train(make_cfg(tiny_model_dir, toy, sft, "sft", "max_steps=2"))[0]["status"] == "completed"
+    result, events, recipe = train(make_cfg(sft, pairs_file, tmp_path / "dpo", "dpo", "max_steps=2"))
+    assert result["status"] == "completed" and (sft / "merged" / "config.json").is_file()
+    assert Path(recipe.model_dir).resolve() == (sft / "merged").resolve()
+    report = merge_adapter(tmp_path / "dpo", dtype="fp32")
+    assert report.max_abs_diff <= 1e-4 and report.base_diff > 0
+    reply = ChatSession(str(tmp_path / "dpo"), temperature=0, max_tokens=4).ask("Say the code for item 1.")
+    assert isinstance(reply, str)
+
+
+@pytest.mark.slow
+def test_dpo_on_the_bundled_model_end_to_end(bundled_model_dir, tmp_path, capsys):
+    """The shipped preset's stage on the real model: a few DPO steps, held-out pairs, merge and a GGUF."""
+    from engine.cli.main import main
+
+    repo = Path(__file__).resolve().parents[2]
+    out = tmp_path / "dpo"
+    assert main(["train", str(repo / "assets/presets/cpu_dpo.yaml"), f"output_dir={out}", "max_steps=2",
+                 "batch_size=2", "max_len=64", "--no-progress"]) == 0
+    assert main(["eval", str(out), "--data", str(repo / "assets/datasets/brief_heldout.jsonl"), "--json"]) == 0
+    pairs = json.loads(capsys.readouterr().out)["pairs"]
+    assert [p["name"] for p in pairs] == ["start", "tuned"] and pairs[1]["reward_accuracy"] is not None
+    assert main(["export", "gguf", str(out), "--quant", "f16"]) == 0
+    assert (out / "merged" / "config.json").is_file() and (out / "exports" / "model-f16.gguf").is_file()
