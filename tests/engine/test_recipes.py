@@ -315,3 +315,11 @@ def test_dpo_on_the_bundled_model_end_to_end(bundled_model_dir, tmp_path, capsys
     assert [p["name"] for p in pairs] == ["start", "tuned"] and pairs[1]["reward_accuracy"] is not None
     assert main(["export", "gguf", str(out), "--quant", "f16"]) == 0
     assert (out / "merged" / "config.json").is_file() and (out / "exports" / "model-f16.gguf").is_file()
+
+
+def test_precomputed_reference_trains_without_a_reference_pass(tiny_model_dir, pairs_file, tmp_path):
+    result, events, recipe = train(make_cfg(tiny_model_dir, pairs_file, tmp_path / "pre", "dpo", "max_steps=3",
+                                            "dpo.precompute_ref=true"))
+    assert result["status"] == "completed"
+    series = metric_series(events, "reward_margin")
+    assert series[-1] > series[0]
