@@ -154,6 +154,19 @@ def onnx_pair_builds(cfg) -> Optional[str]:
     return None
 
 
+@rule
+def stage_settings_train(cfg) -> Optional[str]:
+    """Settings TRL's preference trainers refuse at start, caught before the model loads."""
+    if cfg.stage == "kto" and cfg.optim.batch_size != "auto" and cfg.optim.batch_size < 2:
+        return ("stage=kto needs optim.batch_size >= 2: its KL term pairs each answer with another prompt of the "
+                "same batch. Use batch_size=2 (and grad_accum for a larger effective batch).")
+    if cfg.stage == "dpo" and cfg.dpo.loss_type == "exo_pair" and cfg.dpo.label_smoothing <= 0:
+        return "dpo.loss_type=exo_pair needs dpo.label_smoothing > 0 (the EXO paper uses 1e-3)."
+    if cfg.stage == "dpo" and cfg.dpo.loss_type == "robust" and not 0 <= cfg.dpo.label_smoothing < 0.5:
+        return "dpo.loss_type=robust needs dpo.label_smoothing in [0, 0.5) (the chance a pair's label is flipped)."
+    return None
+
+
 def check_combinations(cfg) -> None:
     """Raise ConfigError with the first broken rule's message."""
     for fn in RULES:

@@ -17,8 +17,8 @@ STAGES = {
            "(data: alpaca, sharegpt, messages or text records)",
     "dpo": "Direct Preference Optimization: prefer the chosen answer over the rejected one, relative to the "
            "start model as reference (data: preference pairs prompt/chosen/rejected)",
-    "orpo": "ORPO: SFT on the chosen answer plus an odds-ratio preference term in one step, no reference model "
-            "(data: preference pairs)",
+    "orpo": "ORPO: SFT on the chosen conversation plus an odds-ratio preference term in one step, no reference "
+            "model (data: preference pairs)",
     "simpo": "SimPO: length-normalised, reference-free preference loss with a target margin (data: preference pairs)",
     "kto": "KTO: learn from thumbs-up/thumbs-down labels on single answers, relative to the start model "
            "(data: prompt/completion/label records, or preference pairs)",
@@ -56,7 +56,8 @@ class OrpoSettings:
 @dataclass
 class SimpoSettings:
     beta: float = opt(2.0, "Scale of the length-normalised reward (SimPO paper: 2.0-2.5).")
-    gamma: float = opt(0.5, "Target reward margin between chosen and rejected (SimPO paper: gamma/beta ~ 0.5).")
+    gamma: float = opt(0.5, "Target reward margin between chosen and rejected, absolute (TRL's simpo_gamma). The "
+                            "paper's gamma/beta ~ 0.5 means gamma ~ 1.0 at beta 2; 0.5 (TRL's default) is gentler.")
 
 
 @dataclass

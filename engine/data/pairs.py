@@ -78,7 +78,9 @@ class PairEncoder:
         if self.auto:  # keep whole answers where the prompt can give way, but never below half of max_len
             limit = max(self.max_len - max(len(a) for a in answers), self.max_len // 2)
         if len(prompt) > limit:
-            prompt, truncated = prompt[-limit:], True
+            bos = self.tok.bos_token_id
+            keep = prompt[:1] if bos is not None and prompt[0] == bos else []  # a model's BOS stays first
+            prompt, truncated = keep + prompt[len(prompt) - limit + len(keep):], True
         budget = self.max_len - len(prompt)
         cut = [a[:budget] for a in answers]
         truncated = truncated or any(len(c) < len(a) for c, a in zip(cut, answers))

@@ -331,12 +331,12 @@ def logits_and_loss(spec: RunSpec) -> Part:
 def reference_model(spec: RunSpec) -> Optional[Part]:
     """DPO/KTO's reference: with LoRA the policy with its adapter disabled (no extra weights; its no-grad
     forward runs before the policy's and frees its activations, so it adds nothing to the peak); with
-    full/freeze fine-tuning a frozen copy of the start model in the compute dtype; precomputed: none."""
+    full/freeze fine-tuning a frozen fp32 copy of the start model; precomputed: none."""
     if spec.reference != "copy":
         return None
     n = spec.shape.total_params
-    return Part("reference model", n * spec.compute_bytes / GB,
-                f"frozen copy of the start model for {spec.stage} ({_b(n)} params, {_dtype_name(spec.compute_bytes)})")
+    # TRL loads the copy from the start model's folder with from_pretrained's default dtype: fp32
+    return Part("reference model", n * 4 / GB, f"frozen copy of the start model for {spec.stage} ({_b(n)} params, fp32)")
 
 
 @term

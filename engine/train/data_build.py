@@ -96,7 +96,12 @@ def build_pair_data(cfg, tokenizer, layout: str, kinds: tuple = ("preference",))
         require_kind(loaded, cfg.stage, kinds, d.path)
     train_ex, eval_ex = split_eval(loaded.examples, 0.0 if d.eval_path else d.eval_split, cfg.seed)
     if d.eval_path:
-        eval_ex = load_examples(d.eval_path, d.format, d.columns, d.system_prompt, d.on_error).examples
+        eval_loaded = load_examples(d.eval_path, d.format, d.columns, d.system_prompt, d.on_error)
+        if eval_loaded.kind not in kinds:
+            from engine.train.recipes.base import require_kind
+
+            require_kind(eval_loaded, cfg.stage, kinds, d.eval_path)
+        eval_ex = eval_loaded.examples
     enc = PairEncoder(tokenizer, cfg.sequence.max_len, cfg.sequence.max_prompt_len)
     train, truncated, dropped, trained = _encode(train_ex, enc, layout)
     if not train:
@@ -105,6 +110,10 @@ def build_pair_data(cfg, tokenizer, layout: str, kinds: tuple = ("preference",))
     evals = _encode(eval_ex, enc, layout)[0] if eval_ex else None
     if eval_ex and not evals:
         raise DataError(f"Every eval record was dropped after truncation (sequence.max_len={cfg.sequence.max_len}).")
+    if layout == "rated":  # KTO reads its data in order: mix labels and prompts (its KL term pairs neighbours)
+        import random
+
+        random.Random(cfg.seed).shuffle(train)
     from datasets import Dataset
 
     return RunData(train=Dataset.from_list(train), eval=Dataset.from_list(evals) if evals else None,

@@ -37,11 +37,18 @@ class PairResult:
     reward_margin: Optional[float] = None
 
 
-def encode_pairs(examples: list, tokenizer, max_len: int) -> list:
+def _examples(cfg, data: str) -> list:
+    """Held-out records read as the run read its training data (format, columns, system prompt)."""
+    from engine.data.dataset import load_examples
+
+    return load_examples(data, cfg.data.format, cfg.data.columns, cfg.data.system_prompt).examples
+
+
+def encode_pairs(examples: list, tokenizer, max_len: int, max_prompt_len="auto") -> list:
     """PairEncoded for every preference example that keeps an answer token within max_len."""
     from engine.data.pairs import PairEncoder
 
-    enc = PairEncoder(tokenizer, max_len)
+    enc = PairEncoder(tokenizer, max_len, max_prompt_len)
     return [p for p in (enc.pair(ex) for ex in examples if ex.kind == "preference") if p is not None]
 
 
@@ -96,7 +103,7 @@ def preference_eval(run: str | Path, data: str) -> list[PairResult]:
 
     cfg = load_config(Path(run) / "config.yaml")
     start, tuned, tokenizer = load_policy(run)
-    pairs = encode_pairs(load_examples(data).examples, tokenizer, cfg.sequence.max_len)
+    pairs = encode_pairs(_examples(cfg, data), tokenizer, cfg.sequence.max_len, cfg.sequence.max_prompt_len)
     if not pairs:
         from engine.errors import DataError
 
@@ -133,7 +140,11 @@ def reward_scores(run: str | Path, data: str, batch_size: int = 8) -> RewardResu
 
     cfg = load_config(Path(run) / "config.yaml")
     model, tokenizer = load_reward_model(run)
-    pairs = encode_pairs(load_examples(data).examples, tokenizer, cfg.sequence.max_len)
+    pairs = encode_pairs(_examples(cfg, data), tokenizer, cfg.sequence.max_len, cfg.sequence.max_prompt_len)
+    if not pairs:
+        from engine.errors import DataError
+
+        raise DataError(f"{data} holds no preference pairs to score (prompt/chosen/rejected records).")
 
     def scores(seqs: list) -> list:
         out = []

@@ -323,3 +323,12 @@ def test_precomputed_reference_trains_without_a_reference_pass(tiny_model_dir, p
     assert result["status"] == "completed"
     series = metric_series(events, "reward_margin")
     assert series[-1] > series[0]
+
+
+def test_trainer_refusals_are_caught_before_loading():
+    with pytest.raises(ConfigError, match="stage=kto needs optim.batch_size >= 2"):
+        load_config(None, ["stage=kto", "batch_size=1"])
+    with pytest.raises(ConfigError, match="exo_pair needs dpo.label_smoothing > 0"):
+        load_config(None, ["stage=dpo", "dpo.loss_type=exo_pair"])
+    preset = Path(__file__).resolve().parents[2] / "assets/presets/cpu_dpo.yaml"
+    assert load_config(preset, ["stage=rm"]).stage == "rm"  # the README's reward-model command

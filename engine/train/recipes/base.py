@@ -40,7 +40,8 @@ def fingerprint(cfg) -> dict:
 
     return {"stage": cfg.stage, "model": cfg.model.name_or_path, "method": cfg.method, "data": cfg.data.path,
             "data_sha": file_fingerprint(cfg.data.path) if cfg.data.path and Path(cfg.data.path).exists() else None,
-            "max_len": cfg.sequence.max_len, "lora_r": cfg.lora.r, "packing": cfg.sequence.packing}
+            "max_len": cfg.sequence.max_len, "max_prompt_len": cfg.sequence.max_prompt_len, "lora_r": cfg.lora.r,
+            "packing": cfg.sequence.packing}
 
 
 def check_resume_compatible(run_dir: Path, cfg) -> None:
@@ -50,6 +51,7 @@ def check_resume_compatible(run_dir: Path, cfg) -> None:
         return
     old = json.loads(path.read_text())
     old.setdefault("stage", "sft")  # runs from before stages existed were SFT
+    old.setdefault("max_prompt_len", "auto")
     new = fingerprint(cfg)
     changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in new if old.get(k) != new.get(k)]
     if changed:
@@ -212,6 +214,9 @@ class BaseRecipe:
             keep=self.cfg.train.keep_checkpoints, best=lambda: self.early.best_step, **self.trainer_kwargs(),
         )
         trainer.remove_callback(PrinterCallback)  # our events replace its raw dict prints
+        from engine.train.recipes.preference import keep_adapters_fp32
+
+        keep_adapters_fp32(trainer.model)  # TRL casts a 4-bit model's trainable weights to bf16; ours stay fp32
         self.after_trainer(trainer)
         if self.shares_prefix():
             from engine.train import shared_prefix
@@ -227,7 +232,12 @@ class BaseRecipe:
         cfg = self.cfg
         batch_size, grad_accum = self.batch_size, cfg.optim.grad_accum
         trainable, total = count_params(self.model)
-        trainer = self._trainer(batch_size, grad_accum)
+        try:
+            trainer = self._trainer(batch_size, grad_accum)
+        except Exception as e:  # TRL refusing a setting: an error event, not a bare traceback
+            self.sink.emit("error", kind="config", message=f"{type(e).__name__}: {e}".splitlines()[0][:500],
+                           hint="fix the setting named in the message")
+            raise RunFailed(f"the trainer refused the run's settings ({type(e).__name__}: {str(e).splitlines()[0][:300]})") from None
         total_steps = trainer.args.max_steps if trainer.args.max_steps > 0 else _steps_for(
             self.samples_per_epoch(), batch_size, grad_accum, cfg.optim.epochs)
         self.sink.emit(

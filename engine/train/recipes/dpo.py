@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from engine.train.recipes import register_recipe
 from engine.train.recipes.base import BaseRecipe
-from engine.train.recipes.preference import PAIR_METRICS, drop_reference_adapter, keep_adapters_fp32
+from engine.train.recipes.preference import PAIR_METRICS, drop_reference_adapter
 
 
 @register_recipe("dpo")
@@ -39,8 +39,8 @@ class DpoRecipe(BaseRecipe):
 
         d = self.cfg.dpo
         return DPOConfig(**common, beta=d.beta, loss_type=[d.loss_type], label_smoothing=d.label_smoothing,
-                         precompute_ref_log_probs=d.precompute_ref, max_length=None, disable_dropout=True)
+                         precompute_ref_log_probs=d.precompute_ref, max_length=None, disable_dropout=True,
+                         trust_remote_code=self.cfg.model.trust_remote_code)
 
     def after_trainer(self, trainer) -> None:
         drop_reference_adapter(trainer.model)
-        keep_adapters_fp32(trainer.model)

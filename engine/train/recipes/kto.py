@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from engine.train.recipes import register_recipe
 from engine.train.recipes.base import BaseRecipe
-from engine.train.recipes.preference import drop_reference_adapter, keep_adapters_fp32
+from engine.train.recipes.preference import drop_reference_adapter
 
 
 @register_recipe("kto")
@@ -38,8 +38,8 @@ class KtoRecipe(BaseRecipe):
         k = self.cfg.kto
         return KTOConfig(**common, beta=k.beta, desirable_weight=k.desirable_weight,
                          undesirable_weight=k.undesirable_weight, precompute_ref_log_probs=k.precompute_ref,
-                         max_length=None, disable_dropout=True)
+                         max_length=None, disable_dropout=True,
+                         trust_remote_code=self.cfg.model.trust_remote_code)
 
     def after_trainer(self, trainer) -> None:
         drop_reference_adapter(trainer.model)
-        keep_adapters_fp32(trainer.model)

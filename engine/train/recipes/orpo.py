@@ -2,7 +2,8 @@
 
 One stage instead of SFT then DPO: the loss is the SFT loss on the chosen answer plus
 `orpo.beta` times a term that raises the odds of the chosen answer over the rejected one.
-No reference model, so no reference pass and no second copy in memory.
+No reference model, so no reference pass and no second copy in memory. TRL computes the SFT term
+over the chosen prompt and answer (as the ORPO authors' code does); the odds ratio uses answers only.
 """
 
 from __future__ import annotations
