@@ -69,7 +69,8 @@ def test_each_stage_trains_and_its_metric_moves(stage_runs, stage):
     assert started["type"] == "run_started" and started["stage"] == stage
     assert all(k in e for e in events for k in SCHEMA[e["type"]])
     series = metric_series(events, RISING[stage])
-    assert len(series) == 6 and series[-1] > series[0], series
+    # KTO logs its rewards only for steps whose batch holds both labels (its rows are shuffled)
+    assert len(series) >= (3 if stage == "kto" else 6) and series[-1] > series[0], series
     saved = (run / "config.yaml").read_text()
     assert f"stage: {stage}" in saved and ("dpo:" in saved) == (stage == "dpo")
     assert json.loads((run / "fingerprint.json").read_text())["stage"] == stage
