@@ -7,7 +7,8 @@ Same model (bundled SmolLM2-135M-Instruct), same pairs (assets/datasets/brief_pa
 LoRA (r=16, alpha=32, all linear layers, dropout 0), same micro-batch (8 pairs), beta 0.1, lr,
 max length 80, fp32 on the CPU. "Plain" is TRL's documented recipe: conversational
 prompt/chosen/rejected records, `DPOTrainer(model, args=DPOConfig(...), peft_config=LoraConfig(...))`,
-TRL tokenising and truncating itself (max_length=80, keep_start). edgetune runs the preset
+TRL tokenising and truncating itself (max_length=80, keep_start); on CPU-only torch it needs one
+patch to run at all (TRL's fused LM head requires Triton), so it gets edgetune's plain-torch stand-in. edgetune runs the preset
 assets/presets/cpu_dpo.yaml through its public entry point, and once more with
 `dpo.precompute_ref=true` (reference log-probs computed before training).
 
@@ -61,7 +62,11 @@ def run_plain(steps: int) -> dict:
     from trl import DPOConfig, DPOTrainer
 
     from engine.models import resolve_model
+    from engine.train.trl_compat import patch_trl_for_cpu
 
+    # TRL 1.15's DPOTrainer cannot take a step on CPU-only torch (its fused LM head needs Triton); the plain
+    # script gets edgetune's plain-torch stand-in, the smallest change that lets it run at all.
+    patch_trl_for_cpu()
     path = str(resolve_model("smollm2-135m-instruct").path)
     rows = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
     ds = Dataset.from_list([{"prompt": [{"role": "user", "content": r["prompt"]}],
