@@ -24,7 +24,7 @@ def run(args) -> int:
     from engine.data.dataset import load_examples
     from engine.runs import is_run_dir
     from engine.train.evaluate import evaluate, quiz
-    from engine.train.run_models import run_stage
+    from engine.models.checks import run_stage
 
     stage = run_stage(args.spec) if is_run_dir(args.spec) else None
     kind = load_examples(args.data).kind

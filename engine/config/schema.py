@@ -14,23 +14,16 @@ accept the string "auto".
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional, Union
+from typing import Literal, Optional, Union
 
 # The ONNX exporter's registries (plain dataclasses, no heavy imports) name its precisions and targets.
 from engine.formats.onnx_targets import PRECISIONS as ONNX_PRECISIONS
 from engine.formats.onnx_targets import TARGETS as ONNX_TARGETS
 
+from engine.config.option import opt
 from engine.config.stages import STAGES, DpoSettings, KtoSettings, OrpoSettings, RmSettings, SimpoSettings
 
 Auto = Literal["auto"]
-
-
-def opt(default: Any, help: str, **extra: Any) -> Any:
-    """A dataclass field with help text (and optional extra metadata)."""
-    meta = {"help": help, **extra}
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 @dataclass

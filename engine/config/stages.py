@@ -8,8 +8,9 @@ the documentation of every knob (`engine config --fields` prints them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+
+from engine.config.option import opt
 
 # stage -> one line: what it does and the data it needs (the CLI, the docs and the app show it)
 STAGES = {
@@ -25,11 +26,6 @@ STAGES = {
     "rm": "reward model: a scalar score head trained to rank the chosen answer above the rejected one; scores "
           "answers (`engine score`) and drives online RL (data: preference pairs)",
 }
-
-
-def opt(default: Any, help: str, **extra: Any) -> Any:
-    meta = {"help": help, **extra}
-    return field(default=default, metadata=meta)
 
 
 DPO_LOSSES = ["sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",

@@ -165,6 +165,23 @@ def skip_adapter_input_casts(model) -> int:
     return changed
 
 
+def keep_adapters_fp32(model) -> int:
+    """Trainable weights back to fp32 after a TRL trainer cast them to bf16 for a quantised base.
+
+    TRL's DPO/KTO trainers cast every trainable parameter of a 4/8-bit model to bf16; edgetune
+    keeps adapter weights in fp32 everywhere (the optimizer's small updates survive, and CPUs
+    without native bf16 run fp32). Returns how many tensors were changed.
+    """
+    import torch
+
+    changed = 0
+    for p in model.parameters():
+        if p.requires_grad and p.dtype in (torch.bfloat16, torch.float16):
+            p.data = p.data.float()
+            changed += 1
+    return changed
+
+
 def freeze_all_but_top(model, n: int) -> None:
     """Train only the last `n` transformer blocks and the final norm."""
     layers = _decoder_layers(model)

@@ -17,17 +17,6 @@ from pathlib import Path
 from engine.errors import EdgetuneError
 
 
-def run_stage(run: str | Path) -> str:
-    """The stage a run folder was trained with ('sft' for runs from before stages existed)."""
-    import yaml
-
-    path = Path(run) / "config.yaml"
-    if not path.is_file():
-        return "sft"
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return str(data.get("stage") or "sft")
-
-
 def _device():
     import torch
 

@@ -10,7 +10,8 @@ import pytest
 
 from engine.config import load_config
 from engine.errors import ConfigError, DataError, EdgetuneError
-from engine.events import SCHEMA, EventSink
+from engine.events import SCHEMA
+from tests.engine.run_helpers import train
 from tests.conftest import write_jsonl
 
 PAIRS = [{"prompt": f"Say the code for item {i}.", "chosen": f"Code {i}{i}{i}.", "rejected": f"I do not know item {i}, sorry."}
@@ -28,17 +29,6 @@ def make_cfg(model, data, out, stage, *extra):
                               "train.backend=hf", "optim.scheduler=constant", *extra])
 
 
-def train(cfg, resume=None):
-    from engine.train.run import run_training
-
-    events = []
-    sink = EventSink(listeners=[events.append])
-    sink.add_file(Path(cfg.output_dir) / "events.jsonl")
-    try:
-        result, recipe = run_training(cfg, sink, resume)
-    finally:
-        sink.close()
-    return result, events, recipe
 
 
 def metric_series(events, name):

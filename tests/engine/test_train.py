@@ -13,7 +13,8 @@ import pytest
 
 from engine.config import load_config
 from engine.errors import ConfigError, EdgetuneError
-from engine.events import SCHEMA, SCHEMA_VERSION, EventSink, read_events
+from engine.events import SCHEMA, SCHEMA_VERSION, read_events
+from tests.engine.run_helpers import train
 from tests.conftest import REPO, write_jsonl
 
 # A learnable toy task: each answer is fully determined by its question.
@@ -31,18 +32,6 @@ def make_cfg(tiny_model_dir, data, out, *extra):
                               "train.backend=hf", *extra])
 
 
-def train(cfg, resume=None):
-    """A run through the public entry point (what `engine train` calls), with its events."""
-    from engine.train.run import run_training
-
-    events = []
-    sink = EventSink(listeners=[events.append])
-    sink.add_file(Path(cfg.output_dir) / "events.jsonl")
-    try:
-        result, recipe = run_training(cfg, sink, resume)
-    finally:
-        sink.close()
-    return result, events, recipe
 
 
 def validate(events):

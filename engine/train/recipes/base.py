@@ -214,7 +214,7 @@ class BaseRecipe:
             keep=self.cfg.train.keep_checkpoints, best=lambda: self.early.best_step, **self.trainer_kwargs(),
         )
         trainer.remove_callback(PrinterCallback)  # our events replace its raw dict prints
-        from engine.train.recipes.preference import keep_adapters_fp32
+        from engine.train.model_setup import keep_adapters_fp32
 
         keep_adapters_fp32(trainer.model)  # TRL casts a 4-bit model's trainable weights to bf16; ours stay fp32
         self.after_trainer(trainer)

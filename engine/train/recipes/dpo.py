@@ -12,22 +12,16 @@ one. The reference is the start model: with LoRA/QLoRA the policy with its adapt
 from __future__ import annotations
 
 from engine.train.recipes import register_recipe
-from engine.train.recipes.base import BaseRecipe
-from engine.train.recipes.preference import PAIR_METRICS, drop_reference_adapter
+from engine.train.recipes.preference import PAIR_METRICS, PairRecipe, drop_reference_adapter
 
 
 @register_recipe("dpo")
-class DpoRecipe(BaseRecipe):
+class DpoRecipe(PairRecipe):
     """DPO on preference pairs, reference = the start model."""
 
-    data_kinds = ("preference",)
     metrics = PAIR_METRICS
     progress_metric = "reward_accuracy"
 
-    def build_data(self):
-        from engine.train.data_build import build_pair_data
-
-        return build_pair_data(self.cfg, self.tokenizer, "pairs")
 
     def trainer_class(self) -> type:
         from engine.train.recipes.pretokenised import dpo_trainer

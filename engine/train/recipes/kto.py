@@ -9,23 +9,19 @@ unequal numbers of thumbs-up and thumbs-down answers.
 from __future__ import annotations
 
 from engine.train.recipes import register_recipe
-from engine.train.recipes.base import BaseRecipe
-from engine.train.recipes.preference import drop_reference_adapter
+from engine.train.recipes.preference import PairRecipe, drop_reference_adapter
 
 
 @register_recipe("kto")
-class KtoRecipe(BaseRecipe):
+class KtoRecipe(PairRecipe):
     """KTO on rated answers (or unpaired preference pairs), reference = the start model."""
 
     data_kinds = ("kto", "preference")
+    layout = "rated"  # pairs are unpaired into a desirable and an undesirable answer
     metrics = {"rewards/chosen": "reward_chosen", "rewards/rejected": "reward_rejected",
                "rewards/margins": "reward_margin", "kl": "kl"}
     progress_metric = "reward_margin"
 
-    def build_data(self):
-        from engine.train.data_build import build_pair_data
-
-        return build_pair_data(self.cfg, self.tokenizer, "rated", kinds=self.data_kinds)
 
     def trainer_class(self) -> type:
         from engine.train.recipes.pretokenised import kto_trainer

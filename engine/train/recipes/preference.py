@@ -6,26 +6,23 @@ app and the tests read one set of names whatever TRL trainer produced them.
 
 from __future__ import annotations
 
+from engine.train.recipes.base import BaseRecipe
+
 # TRL's log keys -> our `metrics` names (engine/events.py documents them)
 PAIR_METRICS = {"rewards/chosen": "reward_chosen", "rewards/rejected": "reward_rejected",
                 "rewards/margins": "reward_margin", "rewards/accuracies": "reward_accuracy"}
 
 
-def keep_adapters_fp32(model) -> int:
-    """Trainable weights back to fp32 after a TRL trainer cast them to bf16 for a quantised base.
+class PairRecipe(BaseRecipe):
+    """A stage trained on preference data, pre-tokenised in one of data_build.LAYOUTS."""
 
-    TRL's DPO/KTO trainers cast every trainable parameter of a 4/8-bit model to bf16; edgetune
-    keeps adapter weights in fp32 everywhere (the optimizer's small updates survive, and CPUs
-    without native bf16 run fp32). Returns how many tensors were changed.
-    """
-    import torch
+    data_kinds = ("preference",)
+    layout = "pairs"
 
-    changed = 0
-    for p in model.parameters():
-        if p.requires_grad and p.dtype in (torch.bfloat16, torch.float16):
-            p.data = p.data.float()
-            changed += 1
-    return changed
+    def build_data(self):
+        from engine.train.data_build import build_pair_data
+
+        return build_pair_data(self.cfg, self.tokenizer, self.layout, kinds=self.data_kinds)
 
 
 def drop_reference_adapter(model) -> None:

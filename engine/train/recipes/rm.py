@@ -10,23 +10,19 @@ reward; `engine chat` and `engine export` refuse it.
 from __future__ import annotations
 
 from engine.train.recipes import register_recipe
-from engine.train.recipes.base import BaseRecipe
+from engine.train.recipes.preference import PairRecipe
 
 
 @register_recipe("rm")
-class RewardModelRecipe(BaseRecipe):
+class RewardModelRecipe(PairRecipe):
     """Bradley-Terry reward model on preference pairs."""
 
-    data_kinds = ("preference",)
+    layout = "scored"  # prompt + answer per row: the score head reads the whole sequence
     metrics = {"accuracy": "accuracy", "margin": "margin"}
     progress_metric = "accuracy"
     head = "sequence-classification"
     backends = ("hf",)  # Unsloth patches causal LMs only
 
-    def build_data(self):
-        from engine.train.data_build import build_pair_data
-
-        return build_pair_data(self.cfg, self.tokenizer, "scored")
 
     def trainer_class(self) -> type:
         from trl import RewardTrainer

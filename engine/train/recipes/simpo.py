@@ -8,22 +8,16 @@ chosen reward above the rejected one by the margin `simpo.gamma`.
 from __future__ import annotations
 
 from engine.train.recipes import register_recipe
-from engine.train.recipes.base import BaseRecipe
-from engine.train.recipes.preference import PAIR_METRICS
+from engine.train.recipes.preference import PAIR_METRICS, PairRecipe
 
 
 @register_recipe("simpo")
-class SimpoRecipe(BaseRecipe):
+class SimpoRecipe(PairRecipe):
     """SimPO on preference pairs; reference-free."""
 
-    data_kinds = ("preference",)
     metrics = PAIR_METRICS
     progress_metric = "reward_accuracy"
 
-    def build_data(self):
-        from engine.train.data_build import build_pair_data
-
-        return build_pair_data(self.cfg, self.tokenizer, "pairs")
 
     def trainer_class(self) -> type:
         from engine.train.recipes.pretokenised import experimental_pair_trainer
