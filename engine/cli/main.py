@@ -24,6 +24,7 @@ COMMANDS = {
     "train": "engine.cli.train_cmd",
     "merge": "engine.cli.merge_cmd",
     "eval": "engine.cli.eval_cmd",
+    "compare": "engine.cli.compare_cmd",
     "score": "engine.cli.score_cmd",
     "export": "engine.cli.export_cmd",
     "chat": "engine.cli.chat_cmd",

@@ -21,23 +21,30 @@ def rule(fn: Rule) -> Rule:
 
 
 @rule
-def quantised_base_needs_adapter(cfg) -> Optional[str]:
-    if cfg.method in ("full", "freeze") and cfg.quant.load_in in ("4bit", "8bit"):
-        return (
-            f"method={cfg.method} trains the base weights, which cannot be stored in "
-            f"quant.load_in={cfg.quant.load_in}. Use method=qlora (or lora/dora) for a quantised "
-            f"base, or set quant.load_in=none."
-        )
+def method_fits_base_format(cfg) -> Optional[str]:
+    """A method that cannot sit on the chosen base format (full on 4-bit, qlora on 16-bit, LoHa on 4-bit, ...)."""
+    from engine.train.methods import check_applies
+
+    try:
+        check_applies(cfg, None)  # model-specific refusals (BitFit without biases) come when the model is known
+    except ConfigError as e:
+        return str(e)
     return None
 
 
 @rule
-def qlora_needs_quantised_base(cfg) -> Optional[str]:
-    if cfg.method == "qlora" and cfg.quant.load_in == "none":
-        return "method=qlora means LoRA on a 4-bit base; quant.load_in=none contradicts it. Use method=lora or quant.load_in=4bit."
-    if cfg.method == "qlora" and cfg.quant.load_in == "8bit":
-        return ("method=qlora means LoRA on a 4-bit base; quant.load_in=8bit contradicts it. Use quant.load_in=4bit "
-                "(or auto), or method=lora quant.load_in=8bit for LoRA on an 8-bit base.")
+def method_options_fit(cfg) -> Optional[str]:
+    if cfg.lora.plus_lr_ratio < 0:
+        return f"lora.plus_lr_ratio must be >= 0 (got {cfg.lora.plus_lr_ratio}); 0 turns LoRA+ off, 16 is the paper's choice."
+    from engine.train.methods import get_method
+
+    method = get_method(cfg.method)
+    if cfg.lora.plus_lr_ratio > 0 and not hasattr(method, "dora"):
+        return f"lora.plus_lr_ratio applies to method=lora/qlora/dora, not method={cfg.method}; set it to 0."
+    if cfg.prompt.num_virtual_tokens < 1:
+        return f"prompt.num_virtual_tokens must be >= 1 (got {cfg.prompt.num_virtual_tokens})."
+    if cfg.adapter.size < 1:
+        return f"adapter.size must be >= 1 (got {cfg.adapter.size})."
     return None
 
 

@@ -21,6 +21,8 @@ from engine.formats.onnx_targets import PRECISIONS as ONNX_PRECISIONS
 from engine.formats.onnx_targets import TARGETS as ONNX_TARGETS
 
 from engine.config.option import opt
+from engine.train.methods import METHODS as METHOD_OBJECTS
+from engine.train.methods import method_names
 from engine.config.stages import STAGES, DpoSettings, KtoSettings, OrpoSettings, RmSettings, SimpoSettings
 
 Auto = Literal["auto"]
@@ -145,6 +147,38 @@ class LoraSettings:
         "'attention' (q,k,v,o) or an explicit list such as [q_proj, v_proj].",
     )
     rslora: bool = opt(False, "Rank-stabilised LoRA: scale by alpha/sqrt(r); helps at high ranks.")
+    init: str = opt(
+        "gaussian",
+        "LoRA initialisation: 'gaussian' (A random, B zero: training starts at the base), 'pissa' (A, B from the "
+        "weight's top singular vectors, the rest left in the base: faster convergence) or 'olora' (from a QR "
+        "factorisation). pissa/olora need a 16/32-bit base.",
+        choices=["gaussian", "pissa", "olora"],
+    )
+    plus_lr_ratio: float = opt(
+        0.0,
+        "LoRA+: train B with this many times A's learning rate (16 is the paper's choice; faster learning at the same "
+        "cost). 0 = off (one learning rate). LoRA-family methods only.",
+    )
+
+
+@dataclass
+class PromptSettings:
+    num_virtual_tokens: int = opt(
+        20, "Soft-prompt methods (prompt, ptuning, prefix, ptuning_v2): trainable tokens put in front of every sequence "
+        "(prefix methods: in front of every layer's keys and values). 10-100 is usual; each costs activations like a real token."
+    )
+    init_text: str = opt(
+        "", "method=prompt only: initialise the soft prompt from this text's token embeddings (e.g. a task description); "
+        "empty = random."
+    )
+
+
+@dataclass
+class AdapterSettings:
+    size: int = opt(
+        64, "Bottleneck adapters (adapter_serial, adapter_parallel): width of the down-projection. 16-256 is usual; "
+        "trainable parameters grow linearly with it."
+    )
 
 
 @dataclass
@@ -223,7 +257,7 @@ class ExportSettings:
     )
 
 
-METHODS = ["lora", "qlora", "dora", "full", "freeze"]
+METHODS = method_names()
 
 
 @dataclass
@@ -238,9 +272,8 @@ class RunConfig:
     )
     method: str = opt(
         "qlora",
-        "Fine-tuning method: 'qlora' (LoRA on a 4-bit NF4 base; least memory), 'lora' (LoRA on a "
-        "16-bit base), 'dora' (weight-decomposed LoRA), 'full' (all weights) or 'freeze' (only "
-        "the top layers).",
+        "Fine-tuning method (`engine compare` measures them on your data): "
+        + " ".join(f"'{m.name}' = {m.summary}" for m in METHOD_OBJECTS.values()),
         choices=METHODS,
     )
     output_dir: str = opt("runs/run", "Run folder: config.yaml, events.jsonl, adapter/, checkpoints/, merged/, exports/.")
@@ -249,7 +282,9 @@ class RunConfig:
     data: DataSettings = field(default_factory=DataSettings, metadata={"help": "Training data."})
     sequence: SequenceSettings = field(default_factory=SequenceSettings, metadata={"help": "Sequence length and packing."})
     quant: QuantSettings = field(default_factory=QuantSettings, metadata={"help": "Base-weight quantisation (QLoRA)."})
-    lora: LoraSettings = field(default_factory=LoraSettings, metadata={"help": "LoRA adapter shape."})
+    lora: LoraSettings = field(default_factory=LoraSettings, metadata={"help": "LoRA adapter shape (also LoHa, LoKr, VeRA, AdaLoRA)."})
+    prompt: PromptSettings = field(default_factory=PromptSettings, metadata={"help": "Soft-prompt methods."})
+    adapter: AdapterSettings = field(default_factory=AdapterSettings, metadata={"help": "Bottleneck adapter methods."})
     optim: OptimSettings = field(default_factory=OptimSettings, metadata={"help": "Optimizer and schedule."})
     train: TrainSettings = field(default_factory=TrainSettings, metadata={"help": "Training loop."})
     export: ExportSettings = field(default_factory=ExportSettings, metadata={"help": "Exports after training."})

@@ -91,9 +91,15 @@ def finished_model_folder(run: Path) -> Optional[Path]:
     merged = run / "merged"
     if (merged / "config.json").is_file() and not _adapter_newer(run):
         return merged
-    if not (run / "adapter" / "adapter_config.json").is_file() and (run / "final" / "config.json").is_file():
+    if not _has_adapter(run) and (run / "final" / "config.json").is_file():
         return run / "final"  # full / freeze fine-tunes save whole weights
     return None
+
+
+def _has_adapter(run: Path) -> bool:
+    from engine.train.methods.saved import is_adapter_dir  # no torch
+
+    return is_adapter_dir(run / "adapter")
 
 
 def _adapter_newer(run: Path) -> bool:
@@ -110,7 +116,7 @@ def _run(spec: str, revision: Optional[str]) -> ResolvedModel:
     if stage == "rm":  # a score head, not a language model: never merged; resolve_model's stage check decides
         return ResolvedModel(run.name, run / "adapter", "run", run, stage)
     folder = finished_model_folder(run)
-    if folder is None and (run / "adapter" / "adapter_config.json").is_file():
+    if folder is None and _has_adapter(run):
         from engine.train.merge import merge_run  # torch: only when a merge is really needed
 
         folder = Path(merge_run(run))

@@ -17,7 +17,8 @@ from typing import Callable, Optional
 
 from engine.plan.estimate import estimate, total_gb
 from engine.plan.gpu_catalog import Target
-from engine.plan.run_spec import LORA_METHODS, run_spec
+from engine.plan.run_spec import run_spec
+from engine.train.methods import get_method
 from engine.plan.shape import ModelShape
 
 
@@ -96,7 +97,7 @@ def _optimizer(cfg, ctx: Context):
 
 @lever("unsloth backend")
 def _unsloth(cfg, ctx: Context):
-    if ctx.target.device != "cuda" or cfg.method not in LORA_METHODS:
+    if ctx.target.device != "cuda" or "unsloth" not in get_method(cfg.method).backends:
         return None
     if run_spec(cfg, "cuda", ctx.shape, 1, True).backend == "unsloth":
         return None

@@ -104,7 +104,7 @@ def quant_bytes(spec: RunSpec) -> float:
 
 def unquantised_bytes(spec: RunSpec) -> int:
     """Bytes per parameter of the weights that stay in floating point."""
-    if spec.method in ("full", "freeze"):
+    if spec.trains_base:
         return 4  # the trainer keeps fp32 master weights for methods that update the base
     if spec.base_format != "float" and spec.backend == "hf":
         # peft's prepare_model_for_kbit_training casts every non-quantised parameter (embeddings,
@@ -113,25 +113,13 @@ def unquantised_bytes(spec: RunSpec) -> int:
     return spec.compute_bytes
 
 
-def lora_params(spec: RunSpec) -> int:
-    """LoRA A (r x in) and B (out x r) for every adapted linear; DoRA adds one magnitude per output."""
-    per_layer = sum(spec.lora_r * (i + o) for _, i, o in spec.lora_modules)
-    if spec.method == "dora":
-        per_layer += sum(o for _, _, o in spec.lora_modules)
-    return per_layer * spec.shape.num_layers
-
-
 def trainable_params(spec: RunSpec) -> int:
-    s = spec.shape
-    if spec.method == "full":
-        return s.total_params - s.extra_frozen_params
-    if spec.method == "freeze":
-        return min(spec.freeze_layers, s.num_layers) * s.layer_params + s.hidden_size
-    return lora_params(spec)
+    """The method's own count (engine/train/methods: the same function the tests check against the model)."""
+    return spec.trainable
 
 
 def trainable_bytes(spec: RunSpec) -> int:
-    return 4 if spec.method in ("full", "freeze") else ADAPTER_BYTES
+    return 4 if spec.trains_base else ADAPTER_BYTES
 
 
 def _lora_extras(spec: RunSpec, keep_a_outputs: bool, autocast_copies: bool) -> float:
@@ -248,7 +236,7 @@ def checkpoint_pages(spec: RunSpec) -> Optional[Part]:
 def autocast_weight_copies(spec: RunSpec) -> Optional[Part]:
     """Methods that train fp32 master weights under 16-bit autocast: autocast caches a 16-bit cast of
     every trainable weight for the forward pass, and backward keeps it until the layer's gradient."""
-    if spec.method not in ("full", "freeze") or spec.compute_bytes != 2:
+    if not spec.trains_base or spec.compute_bytes != 2:
         return None
     n = trainable_params(spec)
     return Part("16-bit weight copies", n * 2 / GB, f"autocast's 16-bit casts of {_b(n)} trainable fp32 weights")
@@ -256,12 +244,11 @@ def autocast_weight_copies(spec: RunSpec) -> Optional[Part]:
 
 @term
 def adapter_weights(spec: RunSpec) -> Optional[Part]:
-    if spec.method not in ("lora", "qlora", "dora"):
+    if spec.trains_base:
         return None
-    n = lora_params(spec)
-    kind = "DoRA" if spec.method == "dora" else "LoRA"
-    return Part("adapter weights", n * ADAPTER_BYTES / GB,
-                f"{_b(n)} {kind} params (r={spec.lora_r}, {len(spec.lora_modules)} linears/layer), fp32")
+    n = trainable_params(spec)
+    shape = f" (r={spec.lora_r}, {len(spec.lora_modules)} linears/layer)" if spec.lora_modules else ""
+    return Part("adapter weights", n * ADAPTER_BYTES / GB, f"{_b(n)} {spec.method} params{shape}, fp32")
 
 
 @term

@@ -4,20 +4,20 @@
 config (with its 'auto' values) into plain numbers, following the choices the trainer
 makes at run time (engine/train/device.py, model_setup.py, backends/): the compute
 dtype per device, which weights are quantised, the backend, and how the loss is computed.
-No torch: the CPU's bf16 support is read from /proc/cpuinfo, unsloth's presence from
-importlib's finder.
+No torch: the CPU's bf16 support and the method's trainable parameters come from the same
+torch-free functions the trainer calls (engine/train/device.py, engine/train/methods/), unsloth's
+presence from importlib's finder.
 """
 
 from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass, replace
-from functools import lru_cache
-from pathlib import Path
 
 from engine.plan.shape import Linear, ModelShape
+from engine.train.device import dtype_for
+from engine.train.methods import get_method, resolved_load_in
 
-LORA_METHODS = ("lora", "qlora", "dora")
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
 
 
@@ -26,7 +26,7 @@ class RunSpec:
     """One planned run, in the units the estimator works in."""
 
     shape: ModelShape
-    method: str  # lora | qlora | dora | full | freeze
+    method: str  # a name in engine/train/methods (lora, qlora, dora, ia3, prefix, full, freeze, ...)
     device: str  # cuda | cpu | mps
     backend: str  # hf | unsloth
     compute_bytes: int  # 2 (bf16/fp16) or 4 (fp32): activations and 16/32-bit weights
@@ -44,48 +44,55 @@ class RunSpec:
     stage: str = "sft"
     sequences: int = 1  # sequences per sample: 2 for a preference pair (chosen + rejected in one batch)
     reference: str = "none"  # none | adapter-off (LoRA: the policy with its adapter disabled) | copy | precomputed
+    trainable: int = 0  # trainable parameters, as the method's own `trainable` counts them
+    trains_base: bool = False  # the method updates the model's own weights (fp32 master weights)
+    virtual_tokens: int = 0  # soft-prompt tokens in front of every sequence
 
     @property
     def tokens(self) -> int:
-        """Tokens in one micro-batch: batch_size samples of up to max_len tokens, each pair holding two sequences."""
-        return self.batch_size * self.max_len * self.sequences
+        """Tokens in one micro-batch: batch_size samples of up to max_len tokens (plus a soft prompt's virtual
+        tokens, counted as real ones: an upper bound for prefix methods), each pair holding two sequences."""
+        return self.batch_size * (self.max_len + self.virtual_tokens) * self.sequences
 
     def with_(self, **changes) -> "RunSpec":
         return replace(self, **changes)
 
 
-@lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU advertises AVX512-BF16 or AMX-BF16 (the trainer then computes in bf16)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(errors="ignore")
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def compute_dtype(requested: str, device: str) -> str:
-    """quant.compute_dtype as the trainer resolves it (engine/train/device.py)."""
-    if requested != "auto":
-        return requested
-    if device in ("cuda", "mps"):
-        return "bf16" if device == "cuda" else "fp16"  # pre-Ampere GPUs use fp16: same bytes
-    return "bf16" if cpu_has_native_bf16() else "fp32"
+    """quant.compute_dtype as the trainer resolves it (the same function: engine/train/device.py)."""
+    return dtype_for(requested, device)
+
+
+def _target_probe(name: str, device: str) -> tuple[bool, str]:
+    """Can backend `name` run on the planned device (a plan may be for another machine: not whether it is
+    installed here)."""
+    if name == "hf":
+        return True, "always available"
+    return device == "cuda", f"{name} needs a CUDA/ROCm GPU"
+
+
+def _installed_probe(name: str, device: str) -> tuple[bool, str]:
+    """What 'auto' finds on this machine, without importing torch: on CUDA, is the package installed."""
+    ok, why = _target_probe(name, device)
+    if ok and name != "hf" and importlib.util.find_spec(name) is None:
+        return False, f"{name} is not installed"
+    return ok, why
 
 
 def choose_backend(requested: str, device: str, method: str) -> str:
-    """train.backend as the trainer resolves it: unsloth only on CUDA, and 'auto' only when installed."""
-    if device != "cuda" or method not in LORA_METHODS:
-        return "hf"
-    if requested == "auto":
-        return "unsloth" if importlib.util.find_spec("unsloth") is not None else "hf"
-    return requested
+    """train.backend as the trainer resolves it (engine/train/backends.choose_backend, the same rule)."""
+    from engine.errors import ConfigError
+    from engine.train.backends import choose_backend as trainer_choice
+
+    try:
+        probe = _installed_probe if requested == "auto" else _target_probe
+        return trainer_choice(requested, device, method, probe=probe)[0]
+    except ConfigError:
+        return "hf"  # a backend that cannot run there: the run fails before training; plan what would run
 
 
 def base_format(cfg) -> str:
-    load_in = cfg.quant.load_in
-    if load_in == "auto":
-        load_in = "4bit" if cfg.method == "qlora" else "none"
+    load_in = resolved_load_in(cfg)
     return {"4bit": cfg.quant.quant_type, "8bit": "int8"}.get(load_in, "float")
 
 
@@ -103,7 +110,8 @@ def reference_kind(cfg) -> str:
         return "none"
     if getattr(getattr(cfg, stage), "precompute_ref", False):
         return "precomputed"
-    return "adapter-off" if cfg.method in LORA_METHODS else "copy"
+    method = get_method(cfg.method)
+    return "adapter-off" if method.saved_as == "peft" else "copy"  # peft can switch its adapter off
 
 
 def run_spec(cfg, device: str, shape: ModelShape, batch_size: int, gradient_checkpointing: bool) -> RunSpec:
@@ -111,7 +119,8 @@ def run_spec(cfg, device: str, shape: ModelShape, batch_size: int, gradient_chec
     backend = choose_backend(cfg.train.backend, device, cfg.method)
     if getattr(cfg, "stage", "sft") == "rm":
         backend = "hf"  # the reward-model recipe runs on hf only
-    lora = cfg.method in LORA_METHODS
+    method = get_method(cfg.method)
+    lora = "lora.target_modules" in method.options  # rank-r adapters beside linears: their activations are counted
     return RunSpec(
         shape=shape, method=cfg.method, device=device, backend=backend,
         compute_bytes=DTYPE_BYTES[compute_dtype(cfg.quant.compute_dtype, device)],
@@ -126,5 +135,6 @@ def run_spec(cfg, device: str, shape: ModelShape, batch_size: int, gradient_chec
         # cross-entropy); elsewhere the model's own loss materialises the full logits.
         loss_head="score" if getattr(cfg, "stage", "sft") == "rm" else "chunked" if device == "cuda" else "full",
         stage=getattr(cfg, "stage", "sft"), sequences=STAGE_SEQUENCES.get(getattr(cfg, "stage", "sft"), 1),
-        reference=reference_kind(cfg),
+        reference=reference_kind(cfg), trainable=method.trainable(shape, cfg), trains_base=method.trains_base,
+        virtual_tokens=method.virtual_tokens(cfg),
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -18,14 +20,20 @@ class DeviceChoice:
         return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[self.dtype_name]
 
 
+@lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:
-    """True on CPUs with AVX512-BF16/AMX, where bf16 matmuls beat fp32; emulated bf16 is slower."""
-    import torch
+    """True when the CPU advertises AVX512-BF16 or AMX-BF16, where bf16 matmuls beat fp32.
 
+    The one answer the trainer and the planner share (no torch, so `engine plan` can ask it too).
+    oneDNN's own check also says yes on AVX512-BW CPUs, which only emulate bf16 (slower than fp32),
+    so the CPU's flags decide. Where /proc/cpuinfo does not exist (macOS, Windows) the answer is
+    no: fp32, the safe and equally planned choice.
+    """
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except Exception:
+        flags = Path("/proc/cpuinfo").read_text(errors="ignore")
+    except OSError:
         return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def choose_device(compute_dtype: str = "auto", device: str = "auto") -> DeviceChoice:
@@ -39,14 +47,25 @@ def choose_device(compute_dtype: str = "auto", device: str = "auto") -> DeviceCh
             device = "mps"
         else:
             device = "cpu"
-    if compute_dtype != "auto":
-        return DeviceChoice(device, compute_dtype, "set in the config")
+    cuda_bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
+    name = dtype_for(compute_dtype, device, cuda_bf16)
+    return DeviceChoice(device, name, REASONS.get((device, name), "set in the config") if compute_dtype == "auto" else "set in the config")
+
+
+REASONS = {
+    ("cuda", "bf16"): "GPU supports bf16", ("cuda", "fp16"): "GPU lacks bf16; fp16 with loss scaling",
+    ("mps", "fp16"): "Apple GPU", ("cpu", "bf16"): "CPU has native bf16 (AVX512-BF16/AMX)",
+    ("cpu", "fp32"): "CPU without native bf16: fp32 is faster than emulated bf16",
+}
+
+
+def dtype_for(requested: str, device: str, cuda_bf16: bool = True) -> str:
+    """quant.compute_dtype resolved for a device (no torch: the planner asks this too).
+    `cuda_bf16`: whether the GPU does bf16 (pre-Ampere ones use fp16, the same bytes)."""
+    if requested != "auto":
+        return requested
     if device == "cuda":
-        if torch.cuda.is_bf16_supported():
-            return DeviceChoice(device, "bf16", "GPU supports bf16")
-        return DeviceChoice(device, "fp16", "GPU lacks bf16; fp16 with loss scaling")
+        return "bf16" if cuda_bf16 else "fp16"
     if device == "mps":
-        return DeviceChoice(device, "fp16", "Apple GPU")
-    if cpu_has_native_bf16():
-        return DeviceChoice(device, "bf16", "CPU has native bf16 (AVX512-BF16/AMX)")
-    return DeviceChoice(device, "fp32", "CPU without native bf16: fp32 is faster than emulated bf16")
+        return "fp16"
+    return "bf16" if cpu_has_native_bf16() else "fp32"

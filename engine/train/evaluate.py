@@ -76,10 +76,10 @@ def evaluate(spec: str, data: str, max_len: int = 1024, compare_base: bool = Tru
         loss, n = masked_loss(model, records)
         results.append(EvalResult("base" if run is not None else str(spec), loss, math.exp(min(loss, 50)), n))
     if run is not None:
-        if (run / "adapter" / "adapter_config.json").is_file():
-            from peft import PeftModel
+        from engine.train.methods.saved import is_adapter_dir, load_adapter
 
-            model = PeftModel.from_pretrained(model, str(run / "adapter"))
+        if is_adapter_dir(run / "adapter"):
+            model = load_adapter(model, run / "adapter")
         else:
             model = AutoModelForCausalLM.from_pretrained(str(run / "final"), dtype=torch.float32)
         loss, n = masked_loss(model, records)
@@ -95,7 +95,7 @@ class QuizItem:
     correct: dict  # model label -> bool
 
 
-def quiz(spec: str, data: str, max_tokens: int = 48) -> list[QuizItem]:
+def quiz(spec: str, data: str, max_tokens: int = 48, with_base: bool = True) -> list[QuizItem]:
     """Greedy answers of base and tuned to each question, each checked by what its record asks for.
 
     Records are alpaca-style (`instruction`) or preference/prompt-style (`prompt`). A record is checked
@@ -109,10 +109,10 @@ def quiz(spec: str, data: str, max_tokens: int = 48) -> list[QuizItem]:
     from engine.runs import is_run_dir
 
     sessions = {}
-    if is_run_dir(spec):
+    if is_run_dir(spec) and with_base:
         cfg = load_config(Path(spec) / "config.yaml")
         sessions["base"] = ChatSession(cfg.model.name_or_path, temperature=0, max_tokens=max_tokens, repeat_penalty=1.0)
-    sessions["tuned" if sessions else str(spec)] = ChatSession(spec, temperature=0, max_tokens=max_tokens, repeat_penalty=1.0)
+    sessions["tuned" if sessions or is_run_dir(spec) else str(spec)] = ChatSession(spec, temperature=0, max_tokens=max_tokens, repeat_penalty=1.0)
     items = []
     for _, rec in read_records(data):
         q = rec.get("instruction") or rec.get("prompt") or rec.get("question")

@@ -1,4 +1,7 @@
-"""`engine merge`: fold a run's LoRA adapter into a 16/32-bit copy of the base.
+"""`engine merge`: fold a run's adapter (LoRA family, (IA)^3, VeRA, ...) into a 16/32-bit copy of the base.
+
+Soft prompts and bottleneck adapters change no weight, so there is nothing to fold: merge
+refuses them with the reason (engine/train/methods: each method's `export`).
 
 Never merges into 4-bit weights (QLoRA runs are merged into a de-quantised
 base, as the QLoRA paper recommends). Before it reports success it checks that
@@ -41,18 +44,22 @@ def merge_run(run_dir: str | Path, out: Optional[str | Path] = None, dtype: str 
 
 def merge_adapter(run_dir: str | Path, out: Optional[str | Path] = None, dtype: str = "auto") -> MergeReport:
     import torch
-    from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     from engine.config import load_config
     from engine.models import resolve_model
     from engine.models.loading import tokenizer_from_dir
 
+    from engine.train.methods.saved import is_adapter_dir, is_mergeable_adapter, load_adapter
+
     run_dir = Path(run_dir)
     adapter = run_dir / "adapter"
-    if not (adapter / "adapter_config.json").is_file():
-        raise EdgetuneError(f"'{run_dir}' has no adapter/adapter_config.json: it is not a finished LoRA run. "
+    if not is_adapter_dir(adapter):
+        raise EdgetuneError(f"'{run_dir}' has no adapter/ with a trained adapter: it is not a finished adapter run. "
                             f"Finish it with `engine train --resume {run_dir}`.")
+    mergeable, why = is_mergeable_adapter(adapter)
+    if not mergeable:
+        raise EdgetuneError(f"'{run_dir}' cannot be merged: {why}")
     if dtype not in DTYPES:
         raise EdgetuneError(f"--dtype {dtype} is unknown; allowed values: {', '.join(DTYPES)}.")
     cfg = load_config(run_dir / "config.yaml")
@@ -66,7 +73,7 @@ def merge_adapter(run_dir: str | Path, out: Optional[str | Path] = None, dtype: 
 
     hf_logging.disable_progress_bar()  # "Loading weights"/"Writing model shards" bars: merge prints its own lines
     model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=work_dtype)
-    model = PeftModel.from_pretrained(model, str(adapter))
+    model = load_adapter(model, adapter)
     batch = _sample_batch(tokenizer)
     with torch.no_grad():
         tuned = model(**batch).logits

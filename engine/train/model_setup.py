@@ -1,9 +1,8 @@
 """Load the base model for a method and attach what will be trained.
 
-    qlora        4-bit NF4/FP4 base (bitsandbytes, double quant) + LoRA, fp32 adapters
-    lora / dora  16/32-bit base + LoRA (DoRA = use_dora), optional rsLoRA scaling
-    full         every weight trainable (fp32 master weights, autocast for speed)
-    freeze       only the top N transformer layers and the final norm trainable
+The base is loaded in the compute dtype (adapter methods; 4/8-bit when the method's quant.load_in
+says so) or in fp32 (methods that train the base's own weights); the method object
+(engine/train/methods/) then attaches its trainable parameters.
 
 Target modules are checked against the model's own linear layers so a typo
 fails before any training with the list of names that do exist.
@@ -55,9 +54,9 @@ def resolve_targets(model, target: Any) -> Any:
 
 def quantization_config(cfg, choice: DeviceChoice):
     """BitsAndBytesConfig for quant.load_in (4bit for qlora by default), or None."""
-    load_in = cfg.quant.load_in
-    if load_in == "auto":
-        load_in = "4bit" if cfg.method == "qlora" else "none"
+    from engine.train.methods import resolved_load_in
+
+    load_in = resolved_load_in(cfg)
     if load_in == "none":
         return None
     from transformers import BitsAndBytesConfig
@@ -89,7 +88,9 @@ def load_base(cfg, model_dir, choice: DeviceChoice, head: str = "causal-lm", pad
     bnb = quantization_config(cfg, choice)
     # Adapter methods keep the frozen base in the compute dtype; methods that train the
     # base weights keep fp32 master weights (bf16 AdamW updates lose small steps).
-    dtype = choice.dtype if cfg.method in ("lora", "qlora", "dora") else torch.float32
+    from engine.train.methods import get_method
+
+    dtype = torch.float32 if get_method(cfg.method).trains_base else choice.dtype
     from engine.train.cpu_attention import attention_for
 
     attn = attention_for(choice.device, choice.dtype_name if dtype != torch.float32 else "fp32")
@@ -119,32 +120,29 @@ def load_base(cfg, model_dir, choice: DeviceChoice, head: str = "causal-lm", pad
 
 
 def attach_trainable(model, cfg, gradient_checkpointing: bool, head: str = "causal-lm"):
-    """Wrap/freeze the model per method; returns the model to train."""
-    ckpt_kwargs = {"use_reentrant": False}
-    if cfg.method in ("lora", "qlora", "dora"):
-        from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    """Freeze/wrap the model for its method (engine/train/methods/); returns the model to train."""
+    from engine.train.methods import get_method
 
-        targets = resolve_targets(model, cfg.lora.target_modules)
-        if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
-            model = prepare_model_for_kbit_training(
-                model, use_gradient_checkpointing=gradient_checkpointing, gradient_checkpointing_kwargs=ckpt_kwargs
-            )
-        elif gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=ckpt_kwargs)
-            model.enable_input_require_grads()
-        lcfg = LoraConfig(
-            r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout, target_modules=targets,
-            use_rslora=cfg.lora.rslora, use_dora=cfg.method == "dora", bias="none", task_type=HEADS[head][1],
-        )  # SEQ_CLS: peft trains and saves the score head with the adapter (modules_to_save)
-        return get_peft_model(model, lcfg)
-    if gradient_checkpointing:
+    method = get_method(cfg.method)
+    ckpt_kwargs = {"use_reentrant": False}
+    if method.is_adapter and (getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False)):
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=gradient_checkpointing, gradient_checkpointing_kwargs=ckpt_kwargs
+        )
+    elif gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=ckpt_kwargs)
-    if cfg.method == "freeze":
-        freeze_all_but_top(model, cfg.train.freeze_layers)
-        if head == "sequence-classification":
-            for p in model.score.parameters():  # the new score head always trains
-                p.requires_grad_(True)
-    return model
+        if method.is_adapter:
+            model.enable_input_require_grads()
+    return method.attach(model, cfg, head)
+
+
+def train_score_head(model, head: str) -> None:
+    """A reward model's new score head always trains (methods that freeze the base call this)."""
+    if head == "sequence-classification":
+        for p in model.score.parameters():
+            p.requires_grad_(True)
 
 
 def skip_adapter_input_casts(model) -> int:
@@ -184,7 +182,7 @@ def keep_adapters_fp32(model) -> int:
 
 def freeze_all_but_top(model, n: int) -> None:
     """Train only the last `n` transformer blocks and the final norm."""
-    layers = _decoder_layers(model)
+    layers = decoder_layers(model)
     if not 0 < n <= len(layers):
         raise ConfigError(f"train.freeze_layers={n} but the model has {len(layers)} layers; use 1..{len(layers)}.")
     for p in model.parameters():
@@ -198,12 +196,14 @@ def freeze_all_but_top(model, n: int) -> None:
             p.requires_grad_(True)
 
 
-def _decoder_layers(model):
+def decoder_layers(model):
+    """The decoder's transformer blocks (model.model.layers on Llama-like models)."""
     base = getattr(model, "model", model)
     for attr in ("layers", "h", "blocks"):
         if hasattr(base, attr):
             return list(getattr(base, attr))
-    raise ConfigError("method=freeze could not find this model's transformer layers; use method=lora instead.")
+    raise ConfigError(f"could not find the transformer layers of {type(model).__name__} (method=freeze and the bottleneck "
+                      f"adapters need them); use method=lora instead.")
 
 
 def count_params(model) -> tuple[int, int]:

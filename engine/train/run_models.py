@@ -47,11 +47,11 @@ def load_policy(run: str | Path):
     start_dir = start_model_dir(cfg)
     adapter = run / "adapter"
     device = _device()
-    if (adapter / "adapter_config.json").is_file():
-        from peft import PeftModel
+    from engine.train.methods.saved import adapter_kind, load_adapter
 
+    if adapter_kind(adapter) == "peft":
         base = AutoModelForCausalLM.from_pretrained(str(start_dir), dtype=torch.float32)
-        model = PeftModel.from_pretrained(base, str(adapter)).to(device).eval()
+        model = load_adapter(base, adapter).to(device).eval()
 
         @contextlib.contextmanager
         def start():
@@ -64,14 +64,16 @@ def load_policy(run: str | Path):
 
         return start, tuned, tokenizer_from_dir(adapter)
     final = run / "final"
-    if not (final / "config.json").is_file():
+    module_adapter = adapter_kind(adapter) == "module"  # edgetune's bottleneck adapters: added to a fresh base
+    if not module_adapter and not (final / "config.json").is_file():
         raise EdgetuneError(f"'{run}' has no adapter/ or final/: the run did not finish. Resume it with "
                             f"`engine train --resume {run}`.")
 
-    def loader(path: Path):
+    def loader(path: Path, with_adapter: bool = False):
         @contextlib.contextmanager
         def load():
-            model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).to(device).eval()
+            model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+            model = (load_adapter(model, adapter) if with_adapter else model).to(device).eval()
             try:
                 yield model
             finally:
@@ -79,6 +81,8 @@ def load_policy(run: str | Path):
 
         return load
 
+    if module_adapter:
+        return loader(start_dir), loader(start_dir, with_adapter=True), tokenizer_from_dir(adapter)
     return loader(start_dir), loader(final), tokenizer_from_dir(final)
 
 
@@ -103,12 +107,12 @@ def load_reward_model(run: str | Path):
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the score head's weights come from the adapter, not the base
     try:
-        if (adapter / "adapter_config.json").is_file():
-            from peft import PeftModel
+        from engine.train.methods.saved import is_adapter_dir, load_adapter
 
+        if is_adapter_dir(adapter):
             base = AutoModelForSequenceClassification.from_pretrained(str(start_model_dir(cfg)), num_labels=1,
                                                                        dtype=torch.float32)
-            model = PeftModel.from_pretrained(base, str(adapter))
+            model = load_adapter(base, adapter)
         elif (final / "config.json").is_file():
             model = AutoModelForSequenceClassification.from_pretrained(str(final), dtype=torch.float32)
         else:

@@ -23,6 +23,7 @@ def _base_and_adapter(ref: str) -> tuple[Path, Path | None, Path]:
     from engine.models.checks import check_run_stage
     from engine.models.sources import finished_model_folder
     from engine.runs import is_run_dir
+    from engine.train.methods.saved import is_adapter_dir
 
     p = Path(ref)
     if is_run_dir(p):
@@ -32,7 +33,7 @@ def _base_and_adapter(ref: str) -> tuple[Path, Path | None, Path]:
             return folder, None, folder
         cfg = load_config(p / "config.yaml")
         base = resolve_model(cfg.model.name_or_path, cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code).path
-        if (p / "adapter" / "adapter_config.json").is_file():
+        if is_adapter_dir(p / "adapter"):
             return base, p / "adapter", p / "adapter"
         return resolve_model(str(p)).path, None, p / "final"  # names the unfinished run
     if (p / "adapter_config.json").is_file():
@@ -71,9 +72,9 @@ class HfChatBackend:
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
         if adapter is not None:
-            from peft import PeftModel
+            from engine.train.methods.saved import load_adapter
 
-            model = PeftModel.from_pretrained(model, str(adapter))
+            model = load_adapter(model, adapter)  # any method's adapter; soft prompts decode with a KV cache too
         self.model = model.to(self.device).eval()
         self.template = self.tokenizer.chat_template
         gen_eos = getattr(self.model.generation_config, "eos_token_id", None)

@@ -19,7 +19,9 @@ class HfBackend:
         tokenizer = tokenizer_from_dir(model_dir, cfg.model.chat_template, trust_remote_code=cfg.model.trust_remote_code)
         base = load_base(cfg, model_dir, choice, head=head, pad_token_id=tokenizer.pad_token_id)
         model = attach_trainable(base, cfg, gradient_checkpointing, head=head)
-        if cfg.method in ("lora", "qlora") and choice.dtype_name in ("bf16", "fp16"):  # the trainer autocasts
+        from engine.train.methods import get_method
+
+        if get_method(cfg.method).autocast_inputs and choice.dtype_name in ("bf16", "fp16"):  # the trainer autocasts
             from engine.train.model_setup import skip_adapter_input_casts
 
             skip_adapter_input_casts(model)

@@ -30,13 +30,11 @@ class UnslothBackend:
         from engine.data.render import ensure_chat_template
         from engine.train.model_setup import linear_layer_names, resolve_targets
 
-        if cfg.method not in ("lora", "qlora", "dora"):
-            from engine.errors import ConfigError
+        from engine.train.methods import resolved_load_in
 
-            raise ConfigError(f"train.backend=unsloth supports lora/qlora/dora, not method={cfg.method}; use train.backend=hf.")
-        model, tokenizer = FastLanguageModel.from_pretrained(
+        model, tokenizer = FastLanguageModel.from_pretrained(  # choose_backend refused methods unsloth lacks
             model_name=str(model_dir), max_seq_length=cfg.sequence.max_len, dtype=choice.dtype,
-            load_in_4bit=cfg.method == "qlora" or cfg.quant.load_in == "4bit",
+            load_in_4bit=resolved_load_in(cfg) == "4bit",
         )
         ensure_chat_template(tokenizer, cfg.model.chat_template)
         targets = resolve_targets(model, cfg.lora.target_modules)

@@ -73,7 +73,10 @@ class BaseRecipe:
     backends: tuple = ("hf", "unsloth")  # training backends that can run it
 
     def __init__(self, cfg, sink: EventSink, progress: bool = False):
+        from engine.train.methods import get_method
+
         self.cfg = cfg
+        self.method = get_method(cfg.method)
         self.sink = sink
         self.progress = progress
         self.run_dir = Path(cfg.output_dir)
@@ -129,7 +132,7 @@ class BaseRecipe:
                 f"output_dir to a new folder (nothing was overwritten)."
             )
         self.choice = choose_device(cfg.quant.compute_dtype)
-        self.backend_name, self.backend_reason = choose_backend(cfg.train.backend, self.choice.device)
+        self.backend_name, self.backend_reason = choose_backend(cfg.train.backend, self.choice.device, cfg.method)
         if self.backend_name not in self.backends:
             if cfg.train.backend != "auto":
                 from engine.errors import ConfigError
@@ -138,6 +141,7 @@ class BaseRecipe:
                                   f"use train.backend={self.backends[0]} (or auto).")
             self.backend_name, self.backend_reason = self.backends[0], f"auto: stage={self.stage} runs on {self.backends[0]}"
         self.model_dir = self.resolve_start_model()
+        check_method_applies(cfg, self.model_dir)
         self.batch_size, self.grad_ckpt = self._resolve_auto()
         backend = get_backend(self.backend_name)
         from transformers import set_seed
@@ -208,17 +212,19 @@ class BaseRecipe:
         self.nan_guard, self.stopper = NanGuard(), GracefulStop()
         self.early = EarlyStopping(self.cfg.train.early_stopping_patience)
         callbacks = [self.events_cb, self.nan_guard, self.stopper] + ([self.early] if has_eval else [])
+        callbacks += self.method.callbacks(self.model, self.cfg)
         trainer = atomic(self.trainer_class())(
             model=self.model, args=args, train_dataset=self.data.train, eval_dataset=self.data.eval,
             processing_class=self.tokenizer, callbacks=callbacks, run_dir=self.run_dir,
-            keep=self.cfg.train.keep_checkpoints, best=lambda: self.early.best_step, **self.trainer_kwargs(),
+            keep=self.cfg.train.keep_checkpoints, best=lambda: self.early.best_step,
+            optimizers=(method_optimizer(self.method, self.model, self.cfg, args), None), **self.trainer_kwargs(),
         )
         trainer.remove_callback(PrinterCallback)  # our events replace its raw dict prints
         from engine.train.model_setup import keep_adapters_fp32
 
         keep_adapters_fp32(trainer.model)  # TRL casts a 4-bit model's trainable weights to bf16; ours stay fp32
         self.after_trainer(trainer)
-        if self.shares_prefix():
+        if self.shares_prefix() and self.method.prefix_ok:
             from engine.train import shared_prefix
 
             shared_prefix.install(trainer.model)
@@ -325,19 +331,56 @@ class BaseRecipe:
     # -- save ------------------------------------------------------------------
     def save(self, trainer, best: Optional[Path]) -> dict:
         """adapter/ (LoRA methods) or final/ (full, freeze), written atomically with the tokenizer."""
-        name = "adapter" if self.cfg.method in ("lora", "qlora", "dora") else "final"
+        from engine.train.methods import get_method
+
+        method = get_method(self.cfg.method)
+        name = "adapter" if method.is_adapter else "final"
         final = self.run_dir / name
         tmp = self.run_dir / f".{name}.partial"
         shutil.rmtree(tmp, ignore_errors=True)
         if best is not None:
             # The best evaluated checkpoint holds the weights to keep.
             trainer._load_from_checkpoint(str(best))
-        trainer.model.save_pretrained(str(tmp), safe_serialization=True)
+        if method.saved_as == "module":
+            from engine.train.methods.bottleneck_layers import save_bottlenecks
+
+            save_bottlenecks(trainer.model, tmp, str(self.model_dir))
+        elif self.cfg.lora.init != "gaussian" and method.saved_as == "peft":
+            from engine.train.methods.lora import INITIAL_ADAPTER
+
+            trainer.model.save_pretrained(str(tmp), safe_serialization=True,  # a LoRA for the original base
+                                          path_initial_model_for_weight_conversion=str(self.run_dir / INITIAL_ADAPTER))
+        else:
+            trainer.model.save_pretrained(str(tmp), safe_serialization=True)
         self.tokenizer.save_pretrained(str(tmp))
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
         return {name: str(final)}
+
+
+def check_method_applies(cfg, model_dir: Path) -> None:
+    """Refuse a method that cannot apply to this model (BitFit without biases, ...) before loading its weights."""
+    from engine.train.methods import check_applies, model_facts
+
+    config = model_dir / "config.json"
+    facts = None
+    if config.is_file():
+        try:
+            facts = model_facts(json.loads(config.read_text()))
+        except EdgetuneError:
+            facts = None  # a shape the planner cannot read: the method's attach checks the loaded model instead
+    check_applies(cfg, facts)
+
+
+def method_optimizer(method, model, cfg, args):
+    """The method's own optimizer (LoRA+), or None for the trainer's default from `args.optim`."""
+    from transformers import Trainer
+
+    if not method.wants_optimizer(cfg):
+        return None
+    cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
+    return method.optimizer(model, cfg, cls, kwargs)
 
 
 def require_kind(data, stage: str, allowed: tuple, path: str) -> None:

@@ -1,0 +1,82 @@
+"""Soft prompts through peft: trainable vectors in front of the input (prompt tuning, P-tuning) or in
+front of every layer's keys and values (prefix tuning; P-tuning v2 = prefix tuning without the
+reparametrisation MLP).
+
+They change no weight of the model, so they cannot be folded into a GGUF or ONNX file: the run is
+used through `engine chat`/`eval`/`serve` with the base model; to ship a file, train a LoRA-family
+method. A prefix or prompt is prepended to every sequence: the activations grow by
+prompt.num_virtual_tokens per sequence, and the shared-opening trick does not apply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.train.methods import Export, Method, register_method
+
+NO_FOLD = Export(merge=False, why_not="a soft prompt is extra input vectors, not a change to any weight, so there is "
+                                      "nothing to fold into the model file. Chat/eval/serve the run itself, or train "
+                                      "a LoRA-family method (method=lora or qlora) to export.")
+OPTIONS = ("prompt.num_virtual_tokens", "prompt.init_text")
+ANY_BASE = ("none", "8bit", "4bit")  # the base is only read, never changed
+
+
+def kv_width(shape) -> int:
+    """Width of one layer's keys (= values): what peft sizes a prefix with (grouped-query aware)."""
+    return shape.num_kv_heads * shape.head_dim
+
+
+@dataclass(frozen=True)
+class SoftPrompt(Method):
+    kind: str = "prompt"  # prompt | prefix | ptuning
+    projection: bool = False
+
+    def refusal(self, facts, cfg):
+        if cfg.prompt.init_text and self.kind != "prompt":
+            return f"prompt.init_text initialises prompt tuning only; unset it for method={self.name}."
+        return None
+
+    def virtual_tokens(self, cfg) -> int:
+        return cfg.prompt.num_virtual_tokens
+
+    def attach(self, model, cfg, head):
+        import peft
+
+        from engine.train.model_setup import HEADS
+
+        n, task = cfg.prompt.num_virtual_tokens, HEADS[head][1]
+        if self.kind == "prompt":
+            init = dict(prompt_tuning_init="TEXT", prompt_tuning_init_text=cfg.prompt.init_text,
+                        tokenizer_name_or_path=model.name_or_path) if cfg.prompt.init_text else {}
+            pcfg = peft.PromptTuningConfig(num_virtual_tokens=n, task_type=task, **init)
+        elif self.kind == "prefix":
+            pcfg = peft.PrefixTuningConfig(num_virtual_tokens=n, prefix_projection=self.projection, task_type=task)
+        else:
+            pcfg = peft.PromptEncoderConfig(num_virtual_tokens=n, encoder_reparameterization_type="MLP", task_type=task)
+        return peft.get_peft_model(model, pcfg)
+
+    def trainable(self, shape, cfg):
+        n, h = cfg.prompt.num_virtual_tokens, shape.hidden_size
+        if self.kind == "prompt":
+            return n * h
+        if self.kind == "ptuning":  # embedding + MLP h -> h -> h -> h, with biases
+            return n * h + 3 * (h * h + h)
+        kv = kv_width(shape)
+        out = shape.num_layers * 2 * kv  # keys and values of every layer
+        if not self.projection:
+            return n * out
+        return n * kv + (kv * kv + kv) + (kv * out + out)  # embedding, then Linear-Tanh-Linear
+
+
+register_method(SoftPrompt(
+    "prompt", "soft-prompt", "Prompt tuning: trainable embeddings in front of the input; the model is untouched.",
+    NO_FOLD, lr_factor=30.0, base_formats=ANY_BASE, prefix_ok=False, options=OPTIONS, kind="prompt"))
+register_method(SoftPrompt(
+    "ptuning", "soft-prompt", "P-tuning: prompt embeddings produced by a small trained MLP (reparametrised prompts).",
+    NO_FOLD, lr_factor=10.0, base_formats=ANY_BASE, prefix_ok=False, options=OPTIONS[:1], kind="ptuning"))
+register_method(SoftPrompt(
+    "prefix", "soft-prompt", "Prefix tuning: trained keys/values in front of every layer's attention, produced by an MLP.",
+    NO_FOLD, lr_factor=10.0, base_formats=ANY_BASE, prefix_ok=False, options=OPTIONS[:1], kind="prefix", projection=True))
+register_method(SoftPrompt(
+    "ptuning_v2", "soft-prompt", "P-tuning v2: deep prompts in every layer, i.e. prefix tuning without the MLP.",
+    NO_FOLD, lr_factor=10.0, base_formats=ANY_BASE, prefix_ok=False, options=OPTIONS[:1], kind="prefix", projection=False))
