@@ -50,7 +50,7 @@ def method_config(cfg, name: str, out: Path, lr_policy: str):
 def export_support(name: str) -> str:
     e = get_method(name).export
     if not e.merge:
-        return "no (" + e.why_not.split(",")[0].split(":")[0] + ")"
+        return f"no ({e.label}; chat/serve the run)"
     if get_method(name).saved_as == "full":
         return "GGUF/ONNX"
     return "merge -> GGUF/ONNX" + (" + LoRA GGUF" if e.gguf_adapter else "")

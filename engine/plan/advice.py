@@ -18,7 +18,7 @@ from typing import Callable, Optional
 from engine.plan.estimate import estimate, total_gb
 from engine.plan.gpu_catalog import Target
 from engine.plan.run_spec import run_spec
-from engine.train.methods import get_method
+from engine.train.methods import get_method, resolved_load_in
 from engine.plan.shape import ModelShape
 
 
@@ -108,7 +108,8 @@ def _unsloth(cfg, ctx: Context):
 
 @lever("4-bit base")
 def _qlora(cfg, ctx: Context):
-    if cfg.method not in ("lora", "dora") or cfg.quant.load_in not in ("auto", "none"):
+    method = get_method(cfg.method)
+    if "4bit" not in method.base_formats or resolved_load_in(cfg) != "none" or method.trains_base:
         return None
     new = _copy(cfg)
     if cfg.method == "lora":

@@ -296,6 +296,18 @@ def activations(spec: RunSpec) -> Part:
 
 
 @term
+def method_activations(spec: RunSpec) -> Optional[Part]:
+    """What a method's own modules keep for backward (bottleneck adapters: their fp32 input, down output and
+    GELU output per token), per layer, or for the one recomputed layer with checkpointing."""
+    if not spec.method_activation_bytes:
+        return None
+    layers = 1 if spec.gradient_checkpointing else layers_with_saved_activations(spec)
+    per_token = spec.method_activation_bytes
+    return Part("method activations", per_token * spec.tokens * layers / GB,
+                f"{spec.method}: {per_token / 1024:.1f} kB/token/layer in its own modules")
+
+
+@term
 def logits_and_loss(spec: RunSpec) -> Part:
     """The vocabulary-sized buffers of the loss.
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 from engine.plan.shape import Linear, ModelShape
 from engine.train.device import dtype_for
-from engine.train.methods import get_method, resolved_load_in
+from engine.train.methods import check_applies, facts_from_shape, get_method, resolved_load_in
 
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
 
@@ -47,6 +47,7 @@ class RunSpec:
     trainable: int = 0  # trainable parameters, as the method's own `trainable` counts them
     trains_base: bool = False  # the method updates the model's own weights (fp32 master weights)
     virtual_tokens: int = 0  # soft-prompt tokens in front of every sequence
+    method_activation_bytes: int = 0  # per token and layer, saved by the method's own modules (bottleneck adapters)
 
     @property
     def tokens(self) -> int:
@@ -120,6 +121,7 @@ def run_spec(cfg, device: str, shape: ModelShape, batch_size: int, gradient_chec
     if getattr(cfg, "stage", "sft") == "rm":
         backend = "hf"  # the reward-model recipe runs on hf only
     method = get_method(cfg.method)
+    check_applies(cfg, facts_from_shape(shape))  # what the trainer refuses before loading, the plan refuses too
     lora = "lora.target_modules" in method.options  # rank-r adapters beside linears: their activations are counted
     return RunSpec(
         shape=shape, method=cfg.method, device=device, backend=backend,
@@ -136,5 +138,5 @@ def run_spec(cfg, device: str, shape: ModelShape, batch_size: int, gradient_chec
         loss_head="score" if getattr(cfg, "stage", "sft") == "rm" else "chunked" if device == "cuda" else "full",
         stage=getattr(cfg, "stage", "sft"), sequences=STAGE_SEQUENCES.get(getattr(cfg, "stage", "sft"), 1),
         reference=reference_kind(cfg), trainable=method.trainable(shape, cfg), trains_base=method.trains_base,
-        virtual_tokens=method.virtual_tokens(cfg),
+        virtual_tokens=method.virtual_tokens(cfg), method_activation_bytes=method.activation_bytes(shape, cfg),
     )

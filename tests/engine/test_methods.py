@@ -202,3 +202,25 @@ def test_lora_plus_and_pissa_train(tiny_model_dir, toy_file, tmp_path):
         base = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32)  # the unmodified base
         got = load_adapter(base, tmp_path / "pissa" / "adapter").eval()(input_ids=ids).logits
     assert torch.allclose(got, want, atol=1e-4)
+
+
+PAIRS = [{"prompt": f"Say the code for item {i}.", "chosen": f"Code {i}{i}{i}.", "rejected": f"I do not know item {i}."}
+         for i in range(8)]
+
+
+@pytest.mark.parametrize("name", ["ia3", "loha", "adalora", "adapter_parallel", "bitfit"])
+def test_method_families_train_under_dpo(name, tiny_model_dir, tiny_qwen_dir, tmp_path):
+    """Every family works under a preference stage: peft adapters use their disabled adapter as the reference,
+    module adapters and selective methods a frozen copy (whose adapters are its own, not the policy's)."""
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
+    cfg = make_cfg(model_for(name, tiny_model_dir, tiny_qwen_dir), pairs, tmp_path / "dpo", name, "stage=dpo", "max_steps=2")
+    result, events, _ = train(cfg)
+    assert result["status"] == "completed"
+    margins = [e["metrics"]["reward_margin"] for e in events if e["type"] == "step" and "metrics" in e]
+    assert margins and all(m == m for m in margins)  # real numbers: the reference differs from the policy after a step
+
+
+def test_soft_prompts_are_refused_under_preference_stages(tiny_model_dir, tmp_path):
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
+    with pytest.raises(ConfigError, match="method=prompt trains with stage=sft only.*soft prompt adds positions"):
+        make_cfg(tiny_model_dir, pairs, tmp_path / "p", "prompt", "stage=dpo")

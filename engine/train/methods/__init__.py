@@ -33,6 +33,7 @@ class Export:
     merge: bool  # folds into the base weights (then GGUF/ONNX of the merged model)
     gguf_adapter: bool = False  # also exportable as a llama.cpp LoRA-adapter GGUF
     why_not: str = ""  # when merge is False: why, and what to do instead
+    label: str = ""  # when merge is False: the reason in a few words, for tables
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class Method:
     prefix_ok: bool = True  # a padded batch's common opening may run once (engine/train/shared_prefix.py)
     autocast_inputs: bool = False  # its peft layers may take autocast-dtype inputs (model_setup.skip_adapter_input_casts)
     options: tuple = field(default=())  # config keys it reads, for the app and the docs
+    stages: tuple = ("sft", "dpo", "orpo", "simpo", "kto", "rm")  # training stages it works under (tested)
+    stage_note: str = ""  # why the other stages are refused
 
     # -- hooks -------------------------------------------------------------------------------
     def refusal(self, facts: "ModelFacts", cfg) -> Optional[str]:
@@ -65,6 +68,10 @@ class Method:
     def trainable(self, shape, cfg) -> int:
         """Trainable parameters on a model of `shape` (engine/plan/shape.py), without torch."""
         raise NotImplementedError
+
+    def activation_bytes(self, shape, cfg) -> int:
+        """Bytes per token and layer its own modules keep for backward (beyond the layer's own), for the planner."""
+        return 0
 
     def virtual_tokens(self, cfg) -> int:
         """Tokens the method adds in front of every sequence (soft prompts), for activations."""
@@ -145,6 +152,9 @@ def check_applies(cfg, facts: Optional[ModelFacts]) -> None:
             f"method={method.name} cannot train on a {load_in} base (quant.load_in={cfg.quant.load_in}); it works on a "
             f"{' or '.join(method.base_formats)} base. Use quant.load_in={own}, or a method that sits on a {load_in} "
             f"base: {', '.join(fits[:4]) if fits else 'none'}.")
+    if cfg.stage not in method.stages:
+        raise ConfigError(f"method={method.name} trains with stage={' or stage='.join(method.stages)} only, not "
+                          f"stage={cfg.stage}: {method.stage_note} Use method=lora (or qlora) for stage={cfg.stage}.")
     if facts is not None:
         why = method.refusal(facts, cfg)
         if why:
@@ -155,7 +165,10 @@ def model_facts(config: dict) -> ModelFacts:
     """ModelFacts from a config.json dict (biases counted as the planner's shape counts them)."""
     from engine.plan.shape import shape_from_config
 
-    shape = shape_from_config(config, config.get("_name_or_path", "model"))
+    return facts_from_shape(shape_from_config(config, config.get("_name_or_path", "model")))
+
+
+def facts_from_shape(shape) -> ModelFacts:
     return ModelFacts(shape.model_type, bias_params(shape) * shape.num_layers, shape.num_layers)
 
 

@@ -15,7 +15,7 @@ from engine.train.methods import Export, Method, register_method
 
 WEIGHTS, CONFIG = "bottleneck.safetensors", "edgetune_adapter.json"  # what adapter/ holds
 
-NO_FOLD = Export(merge=False, why_not="a bottleneck adapter is a new non-linear module (down, GELU, up), which cannot be "
+NO_FOLD = Export(merge=False, label="non-linear module, not foldable", why_not="a bottleneck adapter is a new non-linear module (down, GELU, up), which cannot be "
                                       "folded into the existing weights, and GGUF/ONNX runtimes know only the base "
                                       "architecture. Chat/eval/serve the run itself, or train a LoRA-family method (method=lora/qlora) to export.")
 
@@ -32,6 +32,10 @@ class BottleneckMethod(Method):
         attach_bottlenecks(model, self.placement, cfg.adapter.size, self.scale)
         train_score_head(model, head)
         return model
+
+    def activation_bytes(self, shape, cfg):
+        # fp32 input copy (h), down output and GELU output (m each), per adapter
+        return (shape.hidden_size + 2 * cfg.adapter.size) * 4 * (2 if self.placement == "serial" else 1)
 
     def trainable(self, shape, cfg):
         h, m = shape.hidden_size, cfg.adapter.size

@@ -45,20 +45,21 @@ def _layers(model):
     return decoder_layers(model)
 
 
-def _serial_hook(adapter):
-    def hook(module, args, output):
-        if isinstance(output, tuple):
-            return (output[0] + adapter(output[0]),) + tuple(output[1:])
-        return output + adapter(output)
+def _serial_hook(module, args, output):
+    """After the block, before the residual add: h + adapter(h). The adapter is the block's own child, so a
+    deep copy of the model (TRL's reference model) runs its own copy, not this one."""
+    adapter = module.bottleneck
+    if isinstance(output, tuple):
+        return (output[0] + adapter(output[0]),) + tuple(output[1:])
+    return output + adapter(output)
 
-    return hook
+
+def _parallel_hook(module, args, output):
+    """Beside the block, reading its input: block(x) + s * adapter(x)."""
+    return output + module.bottleneck(args[0])
 
 
-def _parallel_hook(adapter):
-    def hook(module, args, output):
-        return output + adapter(args[0])
-
-    return hook
+HOOKS = {"serial": _serial_hook, "parallel": _parallel_hook}
 
 
 def attach_bottlenecks(model, placement: str, size: int, scale: float) -> int:
@@ -75,10 +76,8 @@ def attach_bottlenecks(model, placement: str, size: int, scale: float) -> int:
             if block is None:
                 raise ConfigError(f"bottleneck adapters hook each layer's `{site}` block, which this model's layers "
                                   f"({type(layer).__name__}) do not have; use method=lora.")
-            adapter = Bottleneck(hidden, size, scale).to(device=device, dtype=dtype)
-            layer.add_module(f"bottleneck_{site}", adapter)
-            hook = _serial_hook(adapter) if placement == "serial" else _parallel_hook(adapter)
-            block.register_forward_hook(hook)
+            block.add_module("bottleneck", Bottleneck(hidden, size, scale).to(device=device, dtype=dtype))
+            block.register_forward_hook(HOOKS[placement])
             added += 1
     model.edgetune_bottleneck = {"placement": placement, "size": size, "scale": scale}
     return added
@@ -86,7 +85,7 @@ def attach_bottlenecks(model, placement: str, size: int, scale: float) -> int:
 
 def adapter_state(model) -> dict:
     """The adapters' weights only (what adapter/ holds)."""
-    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if ".bottleneck_" in k}
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if ".bottleneck." in k}
 
 
 def save_bottlenecks(model, out_dir: Path, base_model: str) -> None:

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 
 from engine.train.methods import Export, Method, register_method
 
-NO_FOLD = Export(merge=False, why_not="a soft prompt is extra input vectors, not a change to any weight, so there is "
+NO_FOLD = Export(merge=False, label="soft prompt, nothing to fold", why_not="a soft prompt is extra input vectors, not a change to any weight, so there is "
                                       "nothing to fold into the model file. Chat/eval/serve the run itself, or train "
                                       "a LoRA-family method (method=lora or qlora) to export.")
 OPTIONS = ("prompt.num_virtual_tokens", "prompt.init_text")
 ANY_BASE = ("none", "8bit", "4bit")  # the base is only read, never changed
+SFT_ONLY = dict(stages=("sft",), stage_note="the preference and reward trainers score the model's logits position "
+                                             "by position, and a soft prompt adds positions of its own.")
 
 
 def kv_width(shape) -> int:
@@ -70,13 +72,13 @@ class SoftPrompt(Method):
 
 register_method(SoftPrompt(
     "prompt", "soft-prompt", "Prompt tuning: trainable embeddings in front of the input; the model is untouched.",
-    NO_FOLD, lr_factor=30.0, base_formats=ANY_BASE, prefix_ok=False, options=OPTIONS, kind="prompt"))
+    NO_FOLD, lr_factor=30.0, base_formats=ANY_BASE, prefix_ok=False, options=OPTIONS, kind="prompt", **SFT_ONLY))
 register_method(SoftPrompt(
     "ptuning", "soft-prompt", "P-tuning: prompt embeddings produced by a small trained MLP (reparametrised prompts).",
-    NO_FOLD, lr_factor=10.0, base_formats=ANY_BASE, prefix_ok=False, options=OPTIONS[:1], kind="ptuning"))
+    NO_FOLD, lr_factor=10.0, base_formats=ANY_BASE, prefix_ok=False, options=OPTIONS[:1], kind="ptuning", **SFT_ONLY))
 register_method(SoftPrompt(
     "prefix", "soft-prompt", "Prefix tuning: trained keys/values in front of every layer's attention, produced by an MLP.",
-    NO_FOLD, lr_factor=10.0, base_formats=ANY_BASE, prefix_ok=False, options=OPTIONS[:1], kind="prefix", projection=True))
+    NO_FOLD, lr_factor=10.0, base_formats=ANY_BASE, prefix_ok=False, options=OPTIONS[:1], kind="prefix", projection=True, **SFT_ONLY))
 register_method(SoftPrompt(
     "ptuning_v2", "soft-prompt", "P-tuning v2: deep prompts in every layer, i.e. prefix tuning without the MLP.",
-    NO_FOLD, lr_factor=10.0, base_formats=ANY_BASE, prefix_ok=False, options=OPTIONS[:1], kind="prefix", projection=False))
+    NO_FOLD, lr_factor=10.0, base_formats=ANY_BASE, prefix_ok=False, options=OPTIONS[:1], kind="prefix", projection=False, **SFT_ONLY))
