@@ -182,7 +182,8 @@ class CompareDialog(QDialog):
         self.heldout.textChanged.connect(self._refresh_command)
         self.answers.toggled.connect(self._refresh_command)
         self.folder.textChanged.connect(self._folder_changed)
-        state.value_changed.connect(lambda key: self._refresh_command())
+        self._default = self.folder.text()
+        state.value_changed.connect(self._value_changed)
         self._folder_changed()
 
     # choices ----------------------------------------------------------------------------------
@@ -206,6 +207,12 @@ class CompareDialog(QDialog):
         out = self.folder.text().strip()
         answers = self.answers.isChecked() and bool(self.heldout.text().strip())
         return compare_args(str(Path(out) / CONFIG_FILE), self.methods(), out, self.heldout.text().strip(), answers)
+
+    def _value_changed(self, key: str) -> None:
+        if key == "model.name_or_path" and self.folder.text() == self._default and not self.process.is_running():
+            self._default = str(self.default_folder())  # another model: its own comparison (unless a folder was chosen)
+            self.folder.setText(self._default)
+        self._refresh_command()
 
     def _browse_heldout(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Held-out data", str(Path(self.state.get("data.path") or ".").parent),

@@ -2,8 +2,9 @@
 
     chooser = MethodChooser(state, settings, skip=("optim.lr", ...))
     chooser.editor           # the `method` combo (a FieldEditor bound to the run config)
-    chooser.tree             # reparametrisation / additive / soft prompts / selective, one row per method:
-                             # its one-line summary, trainable share on the chosen model, whether it exports
+    chooser.catalogue        # the combo's list: reparametrisation / additive / soft prompts / selective headings,
+                             # one row per method with its trainable share on the chosen model, whether it
+                             # exports, and its one-line summary (chooser.explanation: the same for the chosen one)
     chooser.option_editors   # the chosen method's own options (its `.options`), help text as tooltip
 
 Everything shown comes from the method registry (engine/train/methods, no torch) and the
@@ -16,8 +17,9 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QTreeWidget, QTreeWidgetItem, QWidget
+from PySide6.QtCore import QModelIndex, Qt
+from PySide6.QtGui import QStandardItem, QStandardItemModel
+from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QTreeView, QWidget
 
 from app.field_editor import FieldEditor, short_label
 from app.worker import run_in_thread
@@ -25,10 +27,11 @@ from engine.config import FIELDS, load_config
 from engine.errors import EdgetuneError
 from engine.train.methods import GROUPS, get_method, methods_by_group
 
-# Group titles as the tree shows them (GROUPS holds the one-line description after the colon).
+# Group titles as the explanation shows them (GROUPS holds the one-line description after the colon).
 GROUP_TITLES = {g: text.split(":", 1)[0] for g, text in GROUPS.items()}
 NAME, SHARE, EXPORTS, SUMMARY = range(4)
-TREE_HEIGHT = 190  # about eight rows: the fit panel below needs the rest of the column
+POPUP_WIDTH = 1000  # the catalogue's columns, wider than the combo
+COLUMN_WIDTHS = {NAME: 120, SHARE: 80, EXPORTS: 300}
 
 
 def export_text(method) -> str:
@@ -118,36 +121,46 @@ class MethodChooser(QWidget):
         self.explanation.setStyleSheet("color: palette(placeholder-text);")
         lay.addWidget(self.explanation, 1, 0, 1, 2)
 
-        self.tree = QTreeWidget()
-        self.tree.setColumnCount(4)
-        self.tree.setHeaderLabels(["Method", "Trainable", "Exports", "What it does"])
-        self.tree.setRootIsDecorated(False)
-        self.tree.setMaximumHeight(TREE_HEIGHT)
-        self.tree.setAlternatingRowColors(True)
-        self.items: dict[str, QTreeWidgetItem] = {}
+        # the combo's list is the catalogue: a table grouped under headings, one row per method with its
+        # trainable share and export support (the page has no height to spare for a second list)
+        self.catalogue = QStandardItemModel(0, 4, self)
+        self.catalogue.setHorizontalHeaderLabels(["Method", "Trainable", "Exports", "What it does"])
+        self.rows: dict[str, int] = {}  # method -> its row in the catalogue
+        headings = []
         for group, methods in methods_by_group().items():
             if not methods:
                 continue
-            head = QTreeWidgetItem(self.tree, [GROUPS[group]])
-            head.setFlags(Qt.ItemFlag.ItemIsEnabled)  # a heading, not a choice
-            font = head.font(0)
+            head = QStandardItem(GROUPS[group])
+            head.setFlags(Qt.ItemFlag.NoItemFlags)  # a heading, not a choice (the combo's keys skip it)
+            font = head.font()
             font.setBold(True)
-            head.setFont(0, font)
-            head.setToolTip(0, GROUPS[group])
-            head.setFirstColumnSpanned(True)
+            head.setFont(font)
+            headings.append(self.catalogue.rowCount())
+            self.catalogue.appendRow([head])
             for m in methods:
-                item = QTreeWidgetItem(head, [m.name, "", export_text(m).removeprefix("exports: "), m.summary])
-                item.setData(NAME, Qt.ItemDataRole.UserRole, m.name)
-                item.setToolTip(SUMMARY, m.summary)
-                item.setToolTip(NAME, f"<b>{m.name}</b> ({GROUP_TITLES[group].lower()})<br>{html.escape(m.summary)}")
-                item.setToolTip(EXPORTS, m.export.why_not or export_text(m))
-                self.items[m.name] = item
-        self.tree.expandAll()
-        for col in (NAME, SHARE, EXPORTS):
-            self.tree.resizeColumnToContents(col)
-        self.tree.currentItemChanged.connect(self._tree_chosen)
-        lay.addWidget(self.tree, 2, 0, 1, 2)
-
+                cells = [QStandardItem(t) for t in (m.name, "", export_text(m).removeprefix("exports: "), m.summary)]
+                cells[NAME].setToolTip(f"<b>{m.name}</b> ({GROUP_TITLES[group].lower()})<br>{html.escape(m.summary)}")
+                cells[EXPORTS].setToolTip(m.export.why_not or export_text(m))
+                cells[SUMMARY].setToolTip(m.summary)
+                self.rows[m.name] = self.catalogue.rowCount()
+                self.catalogue.appendRow(cells)
+        self.view = QTreeView()
+        self.view.setRootIsDecorated(False)
+        self.view.setItemsExpandable(False)
+        self.view.setAlternatingRowColors(True)
+        self.view.setMinimumWidth(POPUP_WIDTH)
+        self.combo.blockSignals(True)
+        self.combo.setModel(self.catalogue)
+        self.combo.setView(self.view)
+        self.combo.setMaxVisibleItems(self.catalogue.rowCount())
+        self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.combo.setMinimumContentsLength(16)  # the headings are long; the popup is wide instead
+        self.editor.set_text(state.get("method"))
+        self.combo.blockSignals(False)
+        for row in headings:
+            self.view.setFirstColumnSpanned(row, QModelIndex(), True)
+        for col, width in COLUMN_WIDTHS.items():
+            self.view.header().resizeSection(col, width)
         # every method's options, built once and shown for the chosen method only (editors bound to the
         # state must live as long as it: a deleted editor would still receive its value_changed)
         self.options = QWidget()
@@ -156,9 +169,10 @@ class MethodChooser(QWidget):
         ol.setVerticalSpacing(2)
         self.option_editors: dict[str, FieldEditor] = {}
         self.option_labels: dict[str, QLabel] = {}
-        keys = []
+        keys: list[str] = []
         for methods in methods_by_group().values():
-            keys += [k for m in methods for k in m.options if k in FIELDS and k not in skip and k not in keys]
+            for m in methods:
+                keys += [k for k in m.options if k in FIELDS and k not in skip and k not in keys]
         for i, key in enumerate(keys):
             ed = FieldEditor(FIELDS[key]).bind(state)
             lab = QLabel(option_label(key) + ":")
@@ -169,7 +183,7 @@ class MethodChooser(QWidget):
             self.option_editors[key], self.option_labels[key] = ed, lab
         ol.setColumnStretch(1, 1)
         ol.setColumnStretch(3, 1)
-        lay.addWidget(self.options, 3, 0, 1, 2)
+        lay.addWidget(self.options, 2, 0, 1, 2)
         self._relevant = set(keys) | {"method", "quant.load_in", "lora.target_modules"}
 
         state.value_changed.connect(self._value_changed)
@@ -224,25 +238,19 @@ class MethodChooser(QWidget):
         total = self.shape.total_params if self.shape is not None else None
         note = (f"Trainable share on {self.shape.name} ({count_text(total)} parameters)" if total
                 else f"Trainable share unknown: {self.shape_error}" if self.shape_error else "Reading the model's shape…")
-        for name, item in self.items.items():
+        for name, row in self.rows.items():
             n = trainable_params(get_method(name), self.shape, cfg)
             why = refusal(get_method(name), self.shape, cfg)
-            item.setText(SHARE, "n/a" if why else share_text(n, total).removesuffix(" trainable"))
-            item.setToolTip(SHARE, f"Cannot apply to this model: {why}" if why else
+            item = self.catalogue.item(row, SHARE)
+            item.setText("n/a" if why else share_text(n, total).removesuffix(" trainable"))
+            item.setToolTip(f"Cannot apply to this model: {why}" if why else
                             f"{note}: {count_text(n)} trainable parameters." if n is not None else note)
-        self.tree.resizeColumnToContents(SHARE)
         name = self.state.get("method")
         try:
             method = get_method(name)
         except EdgetuneError as e:
             self.explanation.setText(html.escape(str(e)))
             return
-        item = self.items.get(name)
-        if item is not None and self.tree.currentItem() is not item:
-            self.tree.blockSignals(True)
-            self.tree.setCurrentItem(item)
-            self.tree.blockSignals(False)
-            self.tree.scrollToItem(item)
         share = share_text(trainable_params(method, self.shape, cfg), total)
         why = refusal(method, self.shape, cfg)
         self.explanation.setText(f"<i>{html.escape(GROUP_TITLES[method.group])}.</i> {html.escape(method.summary)} "
@@ -255,10 +263,13 @@ class MethodChooser(QWidget):
             ed.setVisible(shown)
             self.option_labels[key].setVisible(shown)
 
-    def _tree_chosen(self, item, _previous=None) -> None:
-        name = item.data(NAME, Qt.ItemDataRole.UserRole) if item is not None else None
-        if name:
-            self.state.set("method", name)
+    def share_cell(self, name: str) -> str:
+        """The catalogue's 'Trainable' cell of method `name`."""
+        return self.catalogue.item(self.rows[name], SHARE).text()
+
+    def exports_cell(self, name: str) -> str:
+        """The catalogue's 'Exports' cell of method `name`."""
+        return self.catalogue.item(self.rows[name], EXPORTS).text()
 
     def shown_options(self) -> list[str]:
         """The option keys shown now (the chosen method's, minus those the page shows elsewhere)."""

@@ -48,6 +48,10 @@ def test_the_command_line_follows_the_choices(dialog, settings, tmp_path):
     assert "engine compare" in dialog.command.text() and "--answers" in dialog.command.text()
     dialog.set_methods([])
     assert not dialog.start_button.isEnabled() and not dialog.start()
+    dialog.folder.setText(str(folder))
+    dialog.state.set("model.name_or_path", "Qwen/Qwen2.5-0.5B-Instruct")  # another model: its own default folder
+    assert dialog.folder.text() == str(settings.runs_dir / "Qwen2.5-0.5B-Instruct-compare")
+    assert "Model Qwen/Qwen2.5-0.5B-Instruct" in dialog.budget.text()
     dialog.set_methods(["lora"])
     dialog.heldout.setText(str(tmp_path / "missing.jsonl"))
     assert not dialog.start() and "no such file" in dialog.status.text()

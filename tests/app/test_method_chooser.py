@@ -21,29 +21,34 @@ def chooser(qtbot, state):
 
 
 def test_every_registered_method_is_listed_under_its_group(chooser):
-    tree = chooser.tree
-    listed = {}
-    for i in range(tree.topLevelItemCount()):
-        head = tree.topLevelItem(i)
-        listed[head.text(0)] = [head.child(j).text(0) for j in range(head.childCount())]
+    from PySide6.QtCore import Qt
+
+    model = chooser.catalogue  # the combo's list: headings (not choosable), then their methods
+    listed, heading = {}, None
+    for row in range(model.rowCount()):
+        item = model.item(row, 0)
+        if item.flags() == Qt.ItemFlag.NoItemFlags:
+            heading = listed.setdefault(item.text(), [])
+        else:
+            heading.append(item.text())
+            assert model.item(row, 3).text() == get_method(item.text()).summary  # the one-line explanation
     want = {GROUPS[g]: [m.name for m in ms] for g, ms in methods_by_group().items() if ms}
-    assert listed == want
-    assert sorted(chooser.items) == sorted(method_names()) and len(listed) == 4
-    for name, item in chooser.items.items():
-        assert item.text(3) == get_method(name).summary  # the one-line explanation
-    assert chooser.items["lora"].text(2).startswith("merge -> GGUF/ONNX")
-    assert chooser.items["prompt"].text(2).startswith("no — a soft prompt")
-    assert chooser.items["adapter_serial"].text(2).startswith("no — a bottleneck adapter")
-    assert chooser.items["full"].text(2) == "GGUF/ONNX"
+    assert listed == want and len(listed) == 4
+    assert sorted(chooser.rows) == sorted(method_names())
+    assert chooser.combo.view().isFirstColumnSpanned(0, chooser.combo.rootModelIndex())
+    assert chooser.exports_cell("lora").startswith("merge -> GGUF/ONNX")
+    assert chooser.exports_cell("prompt").startswith("no — a soft prompt")
+    assert chooser.exports_cell("adapter_serial").startswith("no — a bottleneck adapter")
+    assert chooser.exports_cell("full") == "GGUF/ONNX"
 
 
 def test_choosing_a_method_updates_the_state_and_shows_its_options(qtbot, chooser, state):
-    chooser.tree.setCurrentItem(chooser.items["ia3"])  # a click in the list
-    assert state.get("method") == "ia3" and chooser.combo.currentText() == "ia3"
+    chooser.combo.setCurrentIndex(chooser.rows["ia3"])  # a click in the list
+    assert state.get("method") == "ia3" and chooser.editor.text() == "ia3"
     assert "method=ia3" in state.overrides()
     assert chooser.shown_options() == [] and "(IA)^3" in chooser.explanation.text()
     chooser.combo.setCurrentText("prompt")  # the combo
-    assert state.get("method") == "prompt" and chooser.tree.currentItem() is chooser.items["prompt"]
+    assert state.get("method") == "prompt" and chooser.combo.currentIndex() == chooser.rows["prompt"]
     assert chooser.shown_options() == ["prompt.num_virtual_tokens", "prompt.init_text"]
     assert "exports: no — a soft prompt" in chooser.explanation.text()
     editor = chooser.option_editors["prompt.num_virtual_tokens"]
@@ -51,7 +56,7 @@ def test_choosing_a_method_updates_the_state_and_shows_its_options(qtbot, choose
     editor.widget.setValue(32)
     assert state.get("prompt.num_virtual_tokens") == "32"
     state.set("method", "dora")  # the state drives the chooser (a preset, a reopened run)
-    assert chooser.tree.currentItem() is chooser.items["dora"]
+    assert chooser.combo.currentIndex() == chooser.rows["dora"] and chooser.combo.currentText() == "dora"
     assert "lora.r" in chooser.shown_options() and "prompt.num_virtual_tokens" not in chooser.shown_options()
     assert chooser.option_labels["lora.r"].text() == "LoRA rank:"
 
@@ -64,12 +69,12 @@ def test_trainable_share_is_the_planners_count_on_the_chosen_model(qtbot, choose
     cfg = state.resolved_config()
     for name in ("lora", "ia3", "prompt", "full"):
         n = get_method(name).trainable(shape, cfg)
-        assert chooser.items[name].text(1) == f"{100 * n / shape.total_params:.3g}%", name
-    assert chooser.items["full"].text(1) == "100%"
+        assert chooser.share_cell(name) == f"{100 * n / shape.total_params:.3g}%", name
+    assert chooser.share_cell("full") == "100%"
     state.set("lora.r", "32")  # a bigger rank: a bigger share
     n = get_method("lora").trainable(shape, state.resolved_config())
-    assert chooser.items["lora"].text(1) == f"{100 * n / shape.total_params:.3g}%"
-    assert chooser.items["bitfit"].text(1) == "n/a"  # llama has no biases: the trainer's refusal, before any run
+    assert chooser.share_cell("lora") == f"{100 * n / shape.total_params:.3g}%"
+    assert chooser.share_cell("bitfit") == "n/a"  # llama has no biases: the trainer's refusal, before any run
     state.set("method", "bitfit")
     assert "no bias parameters" in chooser.explanation.text()
 
@@ -82,4 +87,17 @@ def test_the_method_page_uses_the_chooser(qtbot, state, settings, fake_engine):
     assert page.editors["method"] is page.method_chooser.editor
     assert "method" not in page.advanced.editors
     page.editors["method"].widget.setCurrentText("vera")
-    assert state.get("method") == "vera" and page.method_chooser.tree.currentItem().text(0) == "vera"
+    assert state.get("method") == "vera" and "VeRA" in page.method_chooser.explanation.text()
+
+
+def test_each_option_has_one_editor_and_only_the_chosen_methods_are_shown(qtbot, chooser, state):
+    from engine.train.methods import METHODS
+
+    wanted = {k for m in METHODS.values() for k in m.options}
+    assert set(chooser.option_editors) == wanted
+    assert len(chooser.options.findChildren(type(chooser.editor))) == len(wanted)  # no orphan editors
+    chooser.show()
+    for name in ("lora", "qlora", "ia3", "adapter_serial", "freeze"):
+        state.set("method", name)
+        visible = {k for k, ed in chooser.option_editors.items() if ed.isVisible()}
+        assert visible == set(get_method(name).options), name
