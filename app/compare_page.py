@@ -18,7 +18,7 @@ import json
 import re
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QCoreApplication, Qt, QTimer
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QCheckBox, QDialog, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
                                QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QSplitter, QTreeWidget,
@@ -183,6 +183,8 @@ class CompareDialog(QDialog):
         self.answers.toggled.connect(self._refresh_command)
         self.folder.textChanged.connect(self._folder_changed)
         self._default = self.folder.text()
+        if QCoreApplication.instance() is not None:
+            QCoreApplication.instance().aboutToQuit.connect(self.shutdown)
         state.value_changed.connect(self._value_changed)
         self._folder_changed()
 
@@ -373,6 +375,13 @@ class CompareDialog(QDialog):
             why = self.process.cli_error() or (self.process.stderr_tail[-1] if self.process.stderr_tail else f"exit code {code}")
             self._set_status(f"The comparison stopped: {why}", "#d1242f")
         self._update_buttons()
+
+    def shutdown(self) -> None:
+        """The app quits: the method in training checkpoints, then the comparison stops (Resume continues it)."""
+        if self.process.is_running():
+            self.process.cancel()
+            self.process.wait(self.process.grace_ms)
+            self.process.kill()
 
     def _set_status(self, text: str, colour: str = "") -> None:
         self.status.setText(text)

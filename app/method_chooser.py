@@ -173,14 +173,12 @@ class MethodChooser(QWidget):
         for methods in methods_by_group().values():
             for m in methods:
                 keys += [k for k in m.options if k in FIELDS and k not in skip and k not in keys]
-        for i, key in enumerate(keys):
-            ed = FieldEditor(FIELDS[key]).bind(state)
-            lab = QLabel(option_label(key) + ":")
+        for key in keys:
+            ed = FieldEditor(FIELDS[key], self.options).bind(state)  # parented: out of the grid they stay hidden here
+            lab = QLabel(option_label(key) + ":", self.options)
             lab.setToolTip(ed.toolTip())
-            row, col = i // 2, (i % 2) * 2
-            ol.addWidget(lab, row, col)
-            ol.addWidget(ed, row, col + 1)
             self.option_editors[key], self.option_labels[key] = ed, lab
+        self._options_layout = ol
         ol.setColumnStretch(1, 1)
         ol.setColumnStretch(3, 1)
         lay.addWidget(self.options, 2, 0, 1, 2)
@@ -258,10 +256,22 @@ class MethodChooser(QWidget):
                                  + (f"<br><span style='color:#9a6700'>⚠ Cannot apply to this model: {html.escape(why)}</span>"
                                     if why else ""))
         self.explanation.setToolTip(method.export.why_not)
+        self._show_options(method.options)
+
+    def _show_options(self, keys) -> None:
+        """Lay out the editors of `keys` two to a row (the others hidden, out of the grid)."""
+        ol, i = self._options_layout, 0
         for key, ed in self.option_editors.items():
-            shown = key in method.options
+            lab = self.option_labels[key]
+            ol.removeWidget(lab)
+            ol.removeWidget(ed)
+            shown = key in keys
             ed.setVisible(shown)
-            self.option_labels[key].setVisible(shown)
+            lab.setVisible(shown)
+            if shown:
+                ol.addWidget(lab, i // 2, (i % 2) * 2)
+                ol.addWidget(ed, i // 2, (i % 2) * 2 + 1)
+                i += 1
 
     def share_cell(self, name: str) -> str:
         """The catalogue's 'Trainable' cell of method `name`."""

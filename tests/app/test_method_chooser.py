@@ -101,3 +101,6 @@ def test_each_option_has_one_editor_and_only_the_chosen_methods_are_shown(qtbot,
         state.set("method", name)
         visible = {k for k, ed in chooser.option_editors.items() if ed.isVisible()}
         assert visible == set(get_method(name).options), name
+        layout = chooser.options.layout()  # laid out two to a row, in the method's order, from the top
+        places = [layout.getItemPosition(layout.indexOf(chooser.option_editors[k]))[:2] for k in get_method(name).options]
+        assert places == [(i // 2, (i % 2) * 2 + 1) for i in range(len(places))], name
