@@ -231,6 +231,18 @@ class CompareDialog(QDialog):
         self._mtime = 0.0
         self.plot.clear()
         self.reload()
+        data = read_compare(self.folder.text().strip()) if self.folder.text().strip() else {}
+        rows = read_rows(data)
+        if rows and not self.process.is_running():  # an earlier comparison: its choices, so Resume continues it
+            self.set_methods([r.method for r in rows])
+            held = str((data.get("meta") or {}).get("heldout") or "")
+            self.heldout.setText(held)
+            self.answers.setChecked(bool(held) and any(r.answers_total is not None for r in rows))
+            done = sum(r.status == "completed" for r in rows)
+            self._set_status(f"This folder holds a comparison of {len(rows)} method(s), {done} completed. Resume runs "
+                             "the ticked methods, keeping the finished ones.")
+        elif not self.process.is_running():
+            self._set_status("Tick the methods to compare, then Start.")
         self._refresh_command()
 
     def _refresh_command(self) -> None:

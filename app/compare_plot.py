@@ -34,6 +34,7 @@ class CompareLossPlot(FigureCanvasQTAgg):
         self.redraw()
 
     def clear(self) -> None:
+        """No curves (another comparison folder)."""
         self.curves = {}
         self.redraw()
 
@@ -51,6 +52,7 @@ class CompareLossPlot(FigureCanvasQTAgg):
         self._dirty = True
 
     def redraw(self) -> None:
+        """Draw every method's curve now (the timer calls this when points arrived)."""
         self._dirty = False
         c = plot_colours(self)
         self.figure.set_facecolor(c["window"])

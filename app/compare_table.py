@@ -49,6 +49,7 @@ class CompareTable(QTableWidget):
         self._rows: list[Row] = []
 
     def rows(self) -> list[Row]:
+        """The measured rows shown last (from compare.json)."""
         return list(self._rows)
 
     def show_rows(self, rows, order: tuple = (), running: str = "") -> None:

@@ -67,8 +67,12 @@ def test_the_table_and_plot_fill_from_compare_json(dialog, tmp_path):
              "this model: BitFit trains only bias terms", "losses": []}]
     folder = tmp_path / "cmp"
     folder.mkdir()
-    (folder / "compare.json").write_text(json.dumps({"meta": {}, "rows": rows}))
+    held = str(DATASETS_DIR / "quillon_heldout.jsonl")
+    (folder / "compare.json").write_text(json.dumps({"meta": {"heldout": held}, "rows": rows}))
     dialog.folder.setText(str(folder))
+    assert dialog.methods() == ["lora", "bitfit"]  # the comparison's own choices: Resume continues it
+    assert dialog.heldout.text() == held and dialog.answers.isChecked()
+    assert "2 method(s), 1 completed" in dialog.status.text()
     table = dialog.table
     assert table.rowCount() == 2
     assert table.cell_text("lora", "status") == "completed"
