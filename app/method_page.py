@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (QComboBox, QGridLayout, QGroupBox, QHBoxLayout, Q
 from app.config_form import ConfigForm
 from app.engine_query import EngineQuery
 from app.field_editor import FieldEditor
+from app.method_chooser import MethodChooser
 from app.page_header import PageHeader
 from app.plan_view import PlanView
 from app.stage_chooser import StageChooser
@@ -55,7 +56,8 @@ def gpu_name_parses(name: str, gb: float) -> bool:
 
 
 # The knobs people change most, shown up front (everything else is in Advanced).
-MAIN_KNOBS = (("method", "Method"), ("lora.r", "LoRA rank"), ("optim.lr", "Learning rate"), ("optim.epochs", "Epochs"),
+# (the method, its options and its trainable share are the MethodChooser's: app/method_chooser.py)
+MAIN_KNOBS = (("optim.lr", "Learning rate"), ("optim.epochs", "Epochs"),
               ("optim.max_steps", "Max steps"), ("sequence.max_len", "Max length"), ("optim.batch_size", "Batch size"),
               ("optim.grad_accum", "Grad accumulation"))
 
@@ -113,11 +115,14 @@ class MethodPage(QWidget):
         form.addWidget(self.stage, 0, 0, 1, 4)
         if self.stage.editor is not None:
             self.editors["stage"] = self.stage.editor
+        self.method_chooser = MethodChooser(state, settings, skip=tuple(k for k, _ in MAIN_KNOBS))
+        form.addWidget(self.method_chooser, 1, 0, 1, 4)
+        self.editors["method"] = self.method_chooser.editor
         for i, (key, label) in enumerate(MAIN_KNOBS):
             ed = FieldEditor(FIELDS[key]).bind(state)
             lab = QLabel(label + ":")
             lab.setToolTip(ed.toolTip())
-            row, col = 1 + i // 2, (i % 2) * 2
+            row, col = 2 + i // 2, (i % 2) * 2
             form.addWidget(lab, row, col)
             form.addWidget(ed, row, col + 1)
             self.editors[key] = ed
@@ -165,7 +170,7 @@ class MethodPage(QWidget):
 
         adv = QGroupBox("Advanced (every option of the run config; hover for help)")
         al = QVBoxLayout(adv)
-        self.advanced = ConfigForm(state, exclude=tuple(k for k, _ in MAIN_KNOBS) + ("stage",) + PAGE_OWNED)
+        self.advanced = ConfigForm(state, exclude=tuple(k for k, _ in MAIN_KNOBS) + ("stage", "method") + PAGE_OWNED)
         al.addWidget(self.advanced)
         split.addWidget(adv)
         split.setSizes([520, 480])
