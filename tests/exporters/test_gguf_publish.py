@@ -115,18 +115,22 @@ def tiny_lora_run(tiny_model_dir, tmp_path):
 
 def test_adapter_pair_is_published_with_its_reports(tiny_lora_run, tmp_path, monkeypatch):
     """--adapter: base-f16.gguf + adapter-f16.gguf are verified as a pair, then published with their entries."""
-    from engine.cli.main import main
+    from engine.runs import model_dir_for
+    from exporters.gguf.adapter_export import export_run_adapter
+    from exporters.gguf.exporter import GgufExporter
 
     out = tmp_path / "exports"
-    argv = ["export", "gguf", str(tiny_lora_run), "--quant", "f16", "--adapter", "--no-modelfile", "--out", str(out)]
-    calls = _interrupt_after(monkeypatch, 0, when=lambda kwargs: kwargs.get("lora") is not None)
-    assert main(argv) == 130  # "interrupted"
+    exporter = GgufExporter(model_dir_for(tiny_lora_run), out)  # its reference: the merged run model
+    calls = _interrupt_after(monkeypatch, 0)
+    with pytest.raises(KeyboardInterrupt):
+        export_run_adapter(tiny_lora_run, out, exporter)
     assert [p.name for p in calls] == [".base-f16.gguf.staged"]
-    assert _ggufs(out) == ["model-f16.gguf"] and _entries(out) == {"model-f16.gguf"} and _leftovers(out) == []
+    assert _ggufs(out) == [] and _entries(out) == set() and _leftovers(out) == []
 
     monkeypatch.undo()
-    assert main(argv) == 0
-    assert _ggufs(out) == ["adapter-f16.gguf", "base-f16.gguf", "model-f16.gguf"]
+    (report,) = export_run_adapter(tiny_lora_run, out, exporter)
+    exporter.close()
+    assert report.file == "adapter-f16.gguf" and report.passed, report.problems
+    assert _ggufs(out) == ["adapter-f16.gguf", "base-f16.gguf"]
     assert _entries(out) == set(_ggufs(out)) and _leftovers(out) == []
-    files = json.loads((out / "verify.json").read_text())["files"]
-    assert files["adapter-f16.gguf"]["passed"] and files["base-f16.gguf"]["type"] == "f16, base of adapter-f16.gguf"
+    assert json.loads((out / "verify.json").read_text())["files"]["base-f16.gguf"]["type"] == "f16, base of adapter-f16.gguf"
