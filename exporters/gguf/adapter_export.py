@@ -91,7 +91,7 @@ def _export_pair(run_dir: Path, adapter_dir: Path, out_dir: Path, exporter, stag
     adapter_path = out_dir / f"adapter-{ADAPTER_TYPE}.gguf"
     adapter_written = staging.target(adapter_path)
     info = export_lora_adapter(adapter_dir, base_dir, adapter_written, ADAPTER_TYPE, name=run_dir.resolve().name)
-    reports = []
+    reports, entries = [], []
     if verify:
         from exporters.gguf.verify import verify_gguf
 
@@ -102,10 +102,10 @@ def _export_pair(run_dir: Path, adapter_dir: Path, out_dir: Path, exporter, stag
         reports = [report]
         base_report = replace(report, file=base_path.name, size_bytes=base_written.stat().st_size,
                               type=f"{ADAPTER_TYPE}, base of {adapter_path.name}")
-        staging.publish([report, base_report], base_written)
+        entries = [report, base_report]
+    staging.publish(entries, base_written, adapter_written)
     if write_base:
         write_text_atomic(stamp, json.dumps(source, indent=1))  # only once base-f16.gguf is in place
-    staging.publish([], adapter_written)
     progress.message(f"wrote {adapter_path} ({info['tensors']} tensors, alpha {info['alpha']:g}); "
                      f"use: llama-cli -m {base_path} --lora {adapter_path}")
     return reports

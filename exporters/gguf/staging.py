@@ -58,20 +58,23 @@ class Staging:
     def publish(self, reports: list, *paths: Path) -> list:
         """Merge `reports` into verify.json, then rename each staged path to its final name; the final paths.
 
-        The report is written first: a kill between the two steps leaves an entry for a file not yet
-        there (and the staged file is removed), never a file without its entry.
+        Ctrl-C / SIGTERM arriving meanwhile take effect once both steps are done, so an interrupt never
+        leaves a file beside another file's entry; only a hard kill (SIGKILL, power loss) between the two
+        can leave the new entry while the final path still holds the old file (or none).
         """
+        from exporters.gguf.quantize import interrupts_deferred
         from exporters.gguf.verify import save_reports
 
-        if reports:
-            save_reports(self.out_dir / VERIFY_JSON, reports)
         finals = []
-        for path in paths:
-            final = self.final(path)
-            if final != Path(path):
-                os.replace(path, final)
-                self._finals.pop(Path(path))
-            finals.append(final)
+        with interrupts_deferred("the verified file and its report are in place"):
+            if reports:
+                save_reports(self.out_dir / VERIFY_JSON, reports)
+            for path in paths:
+                final = self.final(path)
+                if final != Path(path):
+                    os.replace(path, final)
+                    self._finals.pop(Path(path))
+                finals.append(final)
         return finals
 
     def discard(self, path: Path) -> None:

@@ -44,6 +44,31 @@ def _leftovers(folder) -> list:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith(".") and not p.name.endswith(".source.json"))
 
 
+def test_an_interrupt_never_splits_a_file_from_its_report(tmp_path, monkeypatch):
+    """Ctrl-C / SIGTERM between writing the verify.json entry and the rename takes effect after the rename."""
+    import os
+    import signal
+
+    from exporters.gguf import verify
+    from exporters.gguf.staging import Staging
+
+    real = verify.save_reports
+
+    def save_then_terminate(*args, **kwargs):
+        real(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C right between the two steps (SIGINT: a test process survives it)
+
+    monkeypatch.setattr(verify, "save_reports", save_then_terminate)
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        with Staging(tmp_path) as staging:
+            path = staging.target(tmp_path / "model-f16.gguf")
+            path.write_bytes(b"GGUF")
+            staging.publish([verify.VerifyReport("model-f16.gguf", "f16", 4)], path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model-f16.gguf", "verify.json"]
+    assert _entries(tmp_path) == {"model-f16.gguf"} and signal.getsignal(signal.SIGINT) is before
+
+
 @pytest.mark.parametrize("verified_first", [0, 1])
 def test_interrupted_verification_publishes_only_what_was_verified(tiny_model_dir, tmp_path, monkeypatch,
                                                                   verified_first):
