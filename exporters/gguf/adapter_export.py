@@ -51,38 +51,61 @@ def _base_identity(base_dir: Path) -> dict:
 
 
 def export_run_adapter(run_dir: Path, out_dir: Path, exporter, verify: bool = True) -> list:
-    """Write base-f16.gguf and adapter-f16.gguf for a run; returns the VerifyReports (empty without verify)."""
-    from exporters.gguf.convert import GgufConverter
-    from engine.formats.gguf_integrity import check_gguf
-    from exporters.gguf.lora import export_lora_adapter, read_adapter_config
-    from exporters.safe_write import atomic_path, check_free_space, write_text_atomic
+    """Write base-f16.gguf and adapter-f16.gguf for a run; returns the VerifyReports (empty without verify).
+
+    With verification both files are staged, verified as a pair, and published with their verify.json
+    entries (base-f16.gguf's entry is the pair's report: it was verified with the adapter applied).
+    """
+    from exporters.gguf.staging import Staging
 
     run_dir = Path(run_dir)
     adapter_dir = require_adapter_run(run_dir)
+    with Staging(Path(out_dir), enabled=verify) as staging:  # what is not published goes, on any exit
+        return _export_pair(run_dir, adapter_dir, Path(out_dir), exporter, staging, verify)
+
+
+def _export_pair(run_dir: Path, adapter_dir: Path, out_dir: Path, exporter, staging, verify: bool) -> list:
+    from dataclasses import replace
+
+    from engine.formats.gguf_integrity import check_gguf
+    from exporters.gguf.convert import GgufConverter
+    from exporters.gguf.lora import export_lora_adapter, read_adapter_config
+    from exporters.safe_write import atomic_path, check_free_space, write_text_atomic
+
     base_dir = base_model_dir(run_dir, read_adapter_config(adapter_dir))
     progress = exporter.progress
-    base_path = Path(out_dir) / f"base-{ADAPTER_TYPE}.gguf"
+    base_path = out_dir / f"base-{ADAPTER_TYPE}.gguf"
     stamp = base_path.with_name(f".{base_path.name}.source.json")
     source = _base_identity(base_dir)
-    if not (base_path.is_file() and stamp.is_file() and json.loads(stamp.read_text(encoding="utf-8")) == source):
+    base_written = base_path  # reused as it is, unless it must be written
+    write_base = not (base_path.is_file() and stamp.is_file() and json.loads(stamp.read_text(encoding="utf-8")) == source)
+    if write_base:
         # a base-f16.gguf of another model (or of unknown origin) is never reused for this adapter
         progress.message(f"writing the base model {base_dir.name} as {base_path.name} ...")
         conv = GgufConverter(base_dir)
-        check_free_space(Path(out_dir), conv.estimate_bytes(ADAPTER_TYPE), base_path.name)
-        with atomic_path(base_path) as tmp:
+        check_free_space(out_dir, conv.estimate_bytes(ADAPTER_TYPE), base_path.name)
+        base_written = staging.target(base_path)
+        with atomic_path(base_written) as tmp:
             conv.write(tmp, ADAPTER_TYPE)
             check_gguf(tmp)
-        write_text_atomic(stamp, json.dumps(source, indent=1))
-    adapter_path = Path(out_dir) / f"adapter-{ADAPTER_TYPE}.gguf"
-    info = export_lora_adapter(adapter_dir, base_dir, adapter_path, ADAPTER_TYPE, name=run_dir.resolve().name)
+    adapter_path = out_dir / f"adapter-{ADAPTER_TYPE}.gguf"
+    adapter_written = staging.target(adapter_path)
+    info = export_lora_adapter(adapter_dir, base_dir, adapter_written, ADAPTER_TYPE, name=run_dir.resolve().name)
+    reports, entries = [], []
+    if verify:
+        from exporters.gguf.verify import verify_gguf
+
+        # The reference is the merged run model the exporter already loaded: base + adapter must equal it.
+        report = verify_gguf(base_written, exporter.reference(), ADAPTER_TYPE, lora=adapter_written,
+                             name=adapter_path.name)
+        report.type = f"lora {ADAPTER_TYPE}"
+        reports = [report]
+        base_report = replace(report, file=base_path.name, size_bytes=base_written.stat().st_size,
+                              type=f"{ADAPTER_TYPE}, base of {adapter_path.name}")
+        entries = [report, base_report]
+    staging.publish(entries, base_written, adapter_written)
+    if write_base:
+        write_text_atomic(stamp, json.dumps(source, indent=1))  # only once base-f16.gguf is in place
     progress.message(f"wrote {adapter_path} ({info['tensors']} tensors, alpha {info['alpha']:g}); "
                      f"use: llama-cli -m {base_path} --lora {adapter_path}")
-    if not verify:
-        return []
-    from exporters.gguf.verify import save_reports, verify_gguf
-
-    # The reference is the merged run model the exporter already loaded: base + adapter must equal it.
-    report = verify_gguf(base_path, exporter.reference(), ADAPTER_TYPE, lora=adapter_path)
-    report.type = f"lora {ADAPTER_TYPE}"
-    save_reports(Path(out_dir) / "verify.json", [report])
-    return [report]
+    return reports

@@ -6,7 +6,10 @@
 Direct types (f32, f16, bf16, q8_0) are written by our converter; llama.cpp types
 (q4_k_m, q6_k, ...) are quantised by llama.cpp from a full-precision GGUF written to
 a temporary file in the same folder (removed afterwards unless it was asked for).
-Everything is checked for disk space first and written under temp names.
+Everything is checked for disk space first and written under temp names. With verification
+each file is verified under a hidden staged name and published (renamed into place) together
+with its verify.json entry, so a file at a final path always has its report beside it
+(exporters/gguf/staging.py); an interrupted export leaves no file it did not verify.
 """
 
 from __future__ import annotations
@@ -17,9 +20,9 @@ from pathlib import Path
 from typing import Optional
 
 from exporters.gguf.qtypes import gguf_type
+from exporters.gguf.staging import VERIFY_JSON, Staging
 
 MODELFILE = "Modelfile"
-VERIFY_JSON = "verify.json"
 
 
 def gguf_file_name(quant: str) -> str:
@@ -118,7 +121,11 @@ class GgufExporter:
     # ---- the export -----------------------------------------------------------------
     def export(self, quants: list, verify: bool = True, modelfile: bool = True,
                max_kl: Optional[float] = None, min_top1: Optional[float] = None) -> ExportResult:
-        """Write every requested type (and 'auto''s choice), verify, write the Modelfile and verify.json."""
+        """Write every requested type (and 'auto''s choice), verify, write the Modelfile and verify.json.
+
+        With `verify` every file is staged, verified, then published with its verify.json entry;
+        without it files are written straight to their final names.
+        """
         from exporters.gguf import advisor
         from exporters.gguf.quantize import llama_cpp_available, require_llama_cpp
         from exporters.safe_write import check_free_space
@@ -162,47 +169,56 @@ class GgufExporter:
         self.progress.plan(steps)
 
         produced: dict[str, ExportedFile] = {}
-        try:
-            order = ([src_type] if intermediate is not None and src_type not in fixed else []) + \
-                    sorted(fixed, key=lambda q: not gguf_type(q).direct)
-            for q in order:
-                self.progress.start(f"write {q}")
-                path = intermediate if (q == src_type and intermediate is not None and q not in fixed) \
-                    else self.out_dir / gguf_file_name(q)
-                if gguf_type(q).direct:
-                    produced[q] = self._write_direct(q, path)
-                else:
-                    produced[q] = self._quantize(intermediate, q, path)
-                self.progress.finish_step()
-                if path != intermediate or q in fixed:
-                    self.progress.message(f"wrote {path} ({produced[q].size_bytes / 1e6:.1f} MB, "
-                                          f"{produced[q].seconds:.1f} s)")
-            if measure_auto:
-                self.progress.start("auto")
-                choice = self._auto(produced, intermediate, src_type, fixed, max_kl, min_top1, result)
-                result.auto_choice = choice
-                self.progress.finish_step()
-                if choice not in fixed:
-                    fixed.append(choice)
-        finally:
-            if intermediate is not None and src_type not in fixed and intermediate.exists():
-                intermediate.unlink()
-        result.files = [produced[q] for q in fixed]
+        verified: dict = {}  # type -> VerifyReport ('auto' verifies its candidates while choosing)
+        with Staging(self.out_dir, enabled=verify) as staging:  # what is not published goes, on any exit
+            try:
+                order = ([src_type] if intermediate is not None and src_type not in fixed else []) + \
+                        sorted(fixed, key=lambda q: not gguf_type(q).direct)
+                for q in order:
+                    self.progress.start(f"write {q}")
+                    hidden = q == src_type and intermediate is not None and q not in fixed
+                    path = intermediate if hidden else staging.target(self.out_dir / gguf_file_name(q))
+                    if q == src_type and intermediate is not None:
+                        intermediate = path  # the k-quants are made from the staged full-precision file
+                    if gguf_type(q).direct:
+                        produced[q] = self._write_direct(q, path)
+                    else:
+                        produced[q] = self._quantize(intermediate, q, path)
+                    self.progress.finish_step()
+                    if not hidden:
+                        self.progress.message(f"wrote {staging.final(path)} ({produced[q].size_bytes / 1e6:.1f} MB, "
+                                              f"{produced[q].seconds:.1f} s)" + (", published once verified"
+                                                                                  if verify else ""))
+                if measure_auto:
+                    self.progress.start("auto")
+                    choice = self._auto(produced, verified, staging, intermediate, src_type, fixed, max_kl,
+                                        min_top1, result)
+                    result.auto_choice = choice
+                    self.progress.finish_step()
+                    if choice not in fixed:
+                        fixed.append(choice)
+            finally:
+                if intermediate is not None and src_type not in fixed and intermediate.exists():
+                    intermediate.unlink()
+            result.files = [produced[q] for q in fixed]
 
-        if verify:
-            from exporters.gguf.verify import save_reports, verify_gguf
+            if verify:
+                from exporters.gguf.verify import verify_gguf
 
-            known = {r.type: r for r in result.reports}
-            for f in result.files:
-                self.progress.start(f"verify {f.type}")
-                if f.type not in known:
-                    known[f.type] = verify_gguf(f.path, self.reference(), f.type)
-                self.progress.finish_step()
-            result.reports = [known[f.type] for f in result.files]
+                for f in result.files:
+                    self.progress.start(f"verify {f.type}")
+                    if f.type not in verified:
+                        verified[f.type] = verify_gguf(f.path, self.reference(), f.type,
+                                                       name=staging.final(f.path).name)
+                    f.path, = staging.publish([verified[f.type]], f.path)  # its report, then the file
+                    self.progress.finish_step()
+                result.reports = [verified[f.type] for f in result.files]
         if modelfile and result.files:
             result.modelfile, result.modelfile_problems = self._write_modelfile(result.files[0])
             result.model_name = self.model_name
         if verify:
+            from exporters.gguf.verify import save_reports
+
             extra = {"model_dir": str(self.model_dir), "reference_dtype": self.reference().dtype,
                      "modelfile": {"file": str(result.modelfile) if result.modelfile else None,
                                    "template_matches": not result.modelfile_problems,
@@ -213,7 +229,8 @@ class GgufExporter:
         self.progress.close()
         return result
 
-    def _auto(self, produced, intermediate, src_type, fixed, max_kl, min_top1, result) -> str:
+    def _auto(self, produced, verified, staging, intermediate, src_type, fixed, max_kl, min_top1, result) -> str:
+        """Measure the candidates (staged, each verified) and return the choice; the others are discarded."""
         from exporters.gguf import advisor
         from exporters.gguf.verify import verify_gguf
 
@@ -222,12 +239,15 @@ class GgufExporter:
 
         def measure(q: str):
             i = advisor.CANDIDATES.index(q)
-            path = self.out_dir / gguf_file_name(q)
             if q not in produced:
+                path = staging.target(self.out_dir / gguf_file_name(q))
                 self.progress.report(f"auto: trying {q}", i / n)
                 produced[q] = self._write_direct(q, path, lambda stage, f: self.progress.report(stage, (i + f) / n)) \
                     if gguf_type(q).direct else self._quantize(intermediate, q, path)
-            reports[q] = verify_gguf(produced[q].path, self.reference(), q)
+            if q not in verified:
+                verified[q] = verify_gguf(produced[q].path, self.reference(), q,
+                                          name=staging.final(produced[q].path).name)
+            reports[q] = verified[q]
             return reports[q].kl_mean, reports[q].top1, produced[q].size_bytes
 
         choice, trials = advisor.choose_quant(measure, max_kl, min_top1)
@@ -239,8 +259,7 @@ class GgufExporter:
                                   "export f16 for an exact copy, or relax --max-kl/--min-top1")
         for q in list(produced):  # drop the candidates nobody asked for
             if q in reports and q != choice and q not in fixed and q != src_type:
-                produced.pop(q).path.unlink(missing_ok=True)
-        result.reports = [reports[choice]]
+                staging.discard(produced.pop(q).path)
         return choice
 
     def _write_modelfile(self, main: ExportedFile) -> tuple[Optional[Path], list]:

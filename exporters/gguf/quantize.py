@@ -88,8 +88,9 @@ def captured_stderr():
 
 
 @contextlib.contextmanager
-def interrupts_deferred():
-    """Ctrl-C / SIGTERM during llama.cpp's quantizer take effect when it returns.
+def interrupts_deferred(done: str = "the quantizer has returned"):
+    """Ctrl-C / SIGTERM during llama.cpp's quantizer (or another short step that must not be cut in two,
+    `done` naming its end) take effect when it returns.
 
     The quantizer is one C call that logs through a Python callback; an interrupt raised inside
     that callback is swallowed by ctypes, so the export used to finish as if nothing happened.
@@ -112,7 +113,7 @@ def interrupts_deferred():
         for sig, handler in old.items():
             signal.signal(sig, handler)
     if caught:
-        print("interrupted: the quantizer has returned, cleaning up", file=sys.stderr)
+        print(f"interrupted: {done}, cleaning up", file=sys.stderr)
         raise KeyboardInterrupt
 
 

@@ -269,15 +269,20 @@ def _greedy_llama(llm, ids: list, budget: int) -> tuple[list, bool]:
     return out, False
 
 
-def verify_gguf(path: Path, ref: HfReference, out_type: str, lora: Optional[Path] = None) -> VerifyReport:
-    """Run every check of one GGUF (with a LoRA adapter GGUF applied, if given) against the HF reference."""
+def verify_gguf(path: Path, ref: HfReference, out_type: str, lora: Optional[Path] = None,
+                name: Optional[str] = None) -> VerifyReport:
+    """Run every check of one GGUF (with a LoRA adapter GGUF applied, if given) against the HF reference.
+
+    `name` is the file name the report gives (the final name when a staged file is verified);
+    by default the name of the file checked (the adapter's, with `lora`).
+    """
     import llama_cpp
     import numpy as np
 
     start = time.perf_counter()
     path = Path(path)
     shown = Path(lora) if lora else path
-    rep = VerifyReport(shown.name, out_type, shown.stat().st_size)
+    rep = VerifyReport(name or shown.name, out_type, shown.stat().st_size)
     n_ctx = max(len(ids) for ids in ref.logit_prompts) + 2 * ref.max_new_tokens + 64
     n_ctx = max(n_ctx, max(len(ref.encode(t, s)) for t, s in ref.token_cases) + 8)
     llm = open_llama(path, n_ctx=n_ctx, lora=lora)

@@ -105,7 +105,8 @@ def test_quant_auto_measures_candidates_and_keeps_one(tiny_models, tmp_path):  #
     assert result.auto_choice in CANDIDATES
     assert result.advisor_text.splitlines()[1].strip().startswith("q4_k_m")  # smallest candidate tried first
     files = sorted(p.name for p in (tmp_path / "auto").iterdir())
-    assert files == [f"model-{result.auto_choice}.gguf", "verify.json"]
+    assert files == [f"model-{result.auto_choice}.gguf", "verify.json"]  # the candidates' staged files are gone
+    assert set(json.loads((tmp_path / "auto" / "verify.json").read_text())["files"]) == {files[0]}
 
 
 def test_advisor_picks_smallest_within_bounds():
