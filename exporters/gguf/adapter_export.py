@@ -40,6 +40,15 @@ def require_adapter_run(run_dir: Path) -> Path:
     if not is_run_dir(run_dir) or not (adapter_dir / "adapter_config.json").is_file():
         raise EdgetuneError(f"--adapter needs a run folder with an adapter/ (got '{run_dir}'). Full fine-tunes have "
                             f"no adapter: export the model itself.")
+    from engine.config import load_config
+    from engine.train.methods import get_method
+
+    method = get_method(load_config(Path(run_dir) / "config.yaml").method)
+    if not method.export.gguf_adapter:
+        how = ("export the merged model instead: engine export gguf " + str(run_dir)) if method.export.merge else \
+            method.export.why_not
+        raise EdgetuneError(f"--adapter writes a llama.cpp LoRA adapter (A/B pairs), which method={method.name} is not. "
+                            f"Use --adapter with method=lora or qlora runs; for this run, {how}")
     return adapter_dir
 
 

@@ -224,3 +224,14 @@ def test_soft_prompts_are_refused_under_preference_stages(tiny_model_dir, tmp_pa
     pairs = write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
     with pytest.raises(ConfigError, match="method=prompt trains with stage=sft only.*soft prompt adds positions"):
         make_cfg(tiny_model_dir, pairs, tmp_path / "p", "prompt", "stage=dpo")
+
+
+def test_llama_cpp_adapter_export_only_for_lora_runs(method_runs):
+    """`engine export gguf RUN --adapter` writes LoRA A/B pairs: other methods are sent to the merged export."""
+    from exporters.gguf.adapter_export import require_adapter_run
+
+    assert require_adapter_run(Path(method_runs["lora"][0].output_dir)).name == "adapter"
+    with pytest.raises(EdgetuneError, match=r"method=ia3 is not.*engine export gguf"):
+        require_adapter_run(Path(method_runs["ia3"][0].output_dir))
+    with pytest.raises(EdgetuneError, match=r"method=prompt is not.*soft prompt"):
+        require_adapter_run(Path(method_runs["prompt"][0].output_dir))
