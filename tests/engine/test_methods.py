@@ -208,10 +208,11 @@ PAIRS = [{"prompt": f"Say the code for item {i}.", "chosen": f"Code {i}{i}{i}.",
          for i in range(8)]
 
 
-@pytest.mark.parametrize("name", ["ia3", "loha", "adalora", "adapter_parallel", "bitfit"])
+@pytest.mark.parametrize("name", ["ia3", "loha", "adalora", "adapter_parallel", "bitfit", "prompt", "prefix"])
 def test_method_families_train_under_dpo(name, tiny_model_dir, tiny_qwen_dir, tmp_path):
     """Every family works under a preference stage: peft adapters use their disabled adapter as the reference,
-    module adapters and selective methods a frozen copy (whose adapters are its own, not the policy's)."""
+    module adapters and selective methods a frozen copy (whose adapters are its own, not the policy's); a soft
+    prompt's virtual positions are dropped from the logits the trainer scores."""
     pairs = write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
     cfg = make_cfg(model_for(name, tiny_model_dir, tiny_qwen_dir), pairs, tmp_path / "dpo", name, "stage=dpo", "max_steps=2")
     result, events, _ = train(cfg)
@@ -220,10 +221,16 @@ def test_method_families_train_under_dpo(name, tiny_model_dir, tiny_qwen_dir, tm
     assert margins and all(m == m for m in margins)  # real numbers: the reference differs from the policy after a step
 
 
-def test_soft_prompts_are_refused_under_preference_stages(tiny_model_dir, tmp_path):
-    pairs = write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
-    with pytest.raises(ConfigError, match="method=prompt trains with stage=sft only.*soft prompt adds positions"):
-        make_cfg(tiny_model_dir, pairs, tmp_path / "p", "prompt", "stage=dpo")
+@pytest.mark.parametrize("stage", ["orpo", "kto", "rm"])
+def test_prompt_tuning_trains_under_the_other_preference_stages(stage, tiny_model_dir, tmp_path):
+    rows = PAIRS if stage != "kto" else [{"prompt": p["prompt"], "completion": p["chosen"] if i % 2 else p["rejected"],
+                                          "label": bool(i % 2)} for i, p in enumerate(PAIRS)]
+    cfg = make_cfg(tiny_model_dir, write_jsonl(tmp_path / "pairs.jsonl", rows), tmp_path / stage, "prompt",
+                   f"stage={stage}", "max_steps=2")
+    result, events, _ = train(cfg)
+    assert result["status"] == "completed"
+    losses = [e["loss"] for e in events if e["type"] == "step" and "loss" in e]
+    assert losses and all(x == x for x in losses)
 
 
 def test_llama_cpp_adapter_export_only_for_lora_runs(method_runs):

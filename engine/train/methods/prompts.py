@@ -19,8 +19,26 @@ NO_FOLD = Export(merge=False, label="soft prompt, nothing to fold", why_not="a s
                                       "a LoRA-family method (method=lora or qlora) to export.")
 OPTIONS = ("prompt.num_virtual_tokens", "prompt.init_text")
 ANY_BASE = ("none", "8bit", "4bit")  # the base is only read, never changed
-SFT_ONLY = dict(stages=("sft",), stage_note="the preference and reward trainers score the model's logits position "
-                                             "by position, and a soft prompt adds positions of its own.")
+
+
+def align_logits_with_input(model, n: int) -> None:
+    """Drop the logits of the virtual positions, so they line up with `input_ids` as every trainer expects.
+
+    Prompt tuning and P-tuning put n embeddings in front of the input, and peft returns logits for
+    them too. Its own loss (labels passed to the model, as SFT does) already skips them; the
+    preference and RL trainers instead score the logits position by position themselves, which the
+    extra n positions would shift. The reference pass (adapter disabled) has no virtual positions
+    and is left alone.
+    """
+
+    def hook(module, args, kwargs, output):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        logits = getattr(output, "logits", None)
+        if ids is not None and logits is not None and logits.shape[1] == ids.shape[1] + n:
+            output.logits = logits[:, n:]
+        return output
+
+    model.register_forward_hook(hook, with_kwargs=True)
 
 
 def kv_width(shape) -> int:
@@ -55,7 +73,10 @@ class SoftPrompt(Method):
             pcfg = peft.PrefixTuningConfig(num_virtual_tokens=n, prefix_projection=self.projection, task_type=task)
         else:
             pcfg = peft.PromptEncoderConfig(num_virtual_tokens=n, encoder_reparameterization_type="MLP", task_type=task)
-        return peft.get_peft_model(model, pcfg)
+        wrapped = peft.get_peft_model(model, pcfg)
+        if self.kind != "prefix" and head == "causal-lm":
+            align_logits_with_input(wrapped, n)
+        return wrapped
 
     def trainable(self, shape, cfg):
         n, h = cfg.prompt.num_virtual_tokens, shape.hidden_size
@@ -72,13 +93,13 @@ class SoftPrompt(Method):
 
 register_method(SoftPrompt(
     "prompt", "soft-prompt", "Prompt tuning: trainable embeddings in front of the input; the model is untouched.",
-    NO_FOLD, lr_factor=30.0, base_formats=ANY_BASE, prefix_ok=False, options=OPTIONS, kind="prompt", **SFT_ONLY))
+    NO_FOLD, lr_factor=30.0, base_formats=ANY_BASE, prefix_ok=False, options=OPTIONS, kind="prompt"))
 register_method(SoftPrompt(
     "ptuning", "soft-prompt", "P-tuning: prompt embeddings produced by a small trained MLP (reparametrised prompts).",
-    NO_FOLD, lr_factor=10.0, base_formats=ANY_BASE, prefix_ok=False, options=OPTIONS[:1], kind="ptuning", **SFT_ONLY))
+    NO_FOLD, lr_factor=10.0, base_formats=ANY_BASE, prefix_ok=False, options=OPTIONS[:1], kind="ptuning"))
 register_method(SoftPrompt(
     "prefix", "soft-prompt", "Prefix tuning: trained keys/values in front of every layer's attention, produced by an MLP.",
-    NO_FOLD, lr_factor=10.0, base_formats=ANY_BASE, prefix_ok=False, options=OPTIONS[:1], kind="prefix", projection=True, **SFT_ONLY))
+    NO_FOLD, lr_factor=10.0, base_formats=ANY_BASE, prefix_ok=False, options=OPTIONS[:1], kind="prefix", projection=True))
 register_method(SoftPrompt(
     "ptuning_v2", "soft-prompt", "P-tuning v2: deep prompts in every layer, i.e. prefix tuning without the MLP.",
-    NO_FOLD, lr_factor=10.0, base_formats=ANY_BASE, prefix_ok=False, options=OPTIONS[:1], kind="prefix", projection=False, **SFT_ONLY))
+    NO_FOLD, lr_factor=10.0, base_formats=ANY_BASE, prefix_ok=False, options=OPTIONS[:1], kind="prefix", projection=False))

@@ -12,7 +12,7 @@ one. The reference is the start model: with LoRA/QLoRA the policy with its adapt
 from __future__ import annotations
 
 from engine.train.recipes import register_recipe
-from engine.train.recipes.preference import PAIR_METRICS, PairRecipe, drop_reference_adapter
+from engine.train.recipes.preference import PAIR_METRICS, PairRecipe
 
 
 @register_recipe("dpo")
@@ -35,6 +35,3 @@ class DpoRecipe(PairRecipe):
         return DPOConfig(**common, beta=d.beta, loss_type=[d.loss_type], label_smoothing=d.label_smoothing,
                          precompute_ref_log_probs=d.precompute_ref, max_length=None, disable_dropout=True,
                          trust_remote_code=self.cfg.model.trust_remote_code)
-
-    def after_trainer(self, trainer) -> None:
-        drop_reference_adapter(trainer.model)

@@ -9,7 +9,7 @@ unequal numbers of thumbs-up and thumbs-down answers.
 from __future__ import annotations
 
 from engine.train.recipes import register_recipe
-from engine.train.recipes.preference import PairRecipe, drop_reference_adapter
+from engine.train.recipes.preference import PairRecipe
 
 
 @register_recipe("kto")
@@ -36,6 +36,3 @@ class KtoRecipe(PairRecipe):
                          undesirable_weight=k.undesirable_weight, precompute_ref_log_probs=k.precompute_ref,
                          max_length=None, disable_dropout=True,
                          trust_remote_code=self.cfg.model.trust_remote_code)
-
-    def after_trainer(self, trainer) -> None:
-        drop_reference_adapter(trainer.model)
