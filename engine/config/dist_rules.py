@@ -39,12 +39,12 @@ def dist_strategy_fits(cfg) -> Optional[str]:
     load_in = resolved_load_in(cfg)
     if d.zero_stage not in (2, 3):
         return f"dist.zero_stage must be 2 or 3 (got {d.zero_stage}): 2 shards optimizer state and gradients, 3 weights too."
-    if d.strategy == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
-        return f"dist.strategy=deepspeed needs the DeepSpeed package: {DEEPSPEED_PIP} (or use dist.strategy=ddp/fsdp)."
     if d.strategy == "deepspeed" and d.zero_stage == 3 and load_in in ("4bit", "8bit"):
         return (f"dist.zero_stage=3 cannot shard a {load_in} base (method={cfg.method}): DeepSpeed ZeRO-3 partitions "
                 f"only 16/32-bit weights. Use dist.zero_stage=2, dist.strategy=fsdp (QLoRA + FSDP shards a 4-bit "
                 f"base), or method=lora.")
+    if d.strategy == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
+        return f"dist.strategy=deepspeed needs the DeepSpeed package: {DEEPSPEED_PIP} (or use dist.strategy=ddp/fsdp)."
     if d.strategy == "fsdp" and load_in == "8bit":
         return ("dist.strategy=fsdp cannot shard an 8-bit base (bitsandbytes int8 weights are not FSDP-shardable); "
                 "use quant.load_in=4bit (QLoRA + FSDP) or none, or dist.strategy=ddp.")
