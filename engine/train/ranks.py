@@ -23,6 +23,7 @@ import json
 import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -84,6 +85,27 @@ def any_rank(flag: bool) -> bool:
     t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
+
+
+@contextmanager
+def cpu_map_location():
+    """torch.load with 'cpu' where a CPU rank asks for its device: accelerate names a gloo rank's device
+    cpu:0, transformers loads a resumed optimizer state onto args.device, and torch.load cannot restore
+    storages to "cpu:0". Only the map_location changes: the tensors land in the same memory."""
+    import torch
+
+    original = torch.load
+
+    def load(*args, map_location=None, **kwargs):
+        if isinstance(map_location, torch.device) and map_location.type == "cpu":
+            map_location = "cpu"
+        return original(*args, map_location=map_location, **kwargs)
+
+    torch.load = load
+    try:
+        yield
+    finally:
+        torch.load = original
 
 
 def make_stopper(run_dir: Path):

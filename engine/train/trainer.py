@@ -59,6 +59,12 @@ class AtomicCheckpointMixin:
             self.control_checkpoint_event(final)
         ranks.barrier()
 
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        if checkpoint and self.args.world_size > 1 and self.args.device.type == "cpu":
+            with ranks.cpu_map_location():  # gloo ranks: see ranks.cpu_map_location
+                return super()._load_optimizer_and_scheduler(checkpoint)
+        return super()._load_optimizer_and_scheduler(checkpoint)
+
     def control_checkpoint_event(self, path: Path) -> None:
         for cb in self.callback_handler.callbacks:
             if hasattr(cb, "sink"):
