@@ -201,7 +201,7 @@ def root_cause(run_dir: Path, plan: LaunchPlan) -> dict:
 def _oom_retry(cfg, failed: dict):
     """The config to relaunch with after an out-of-memory error on any rank, or None (not OOM, or batch 1)."""
     msg = (failed.get("message") or "").lower()
-    if "out of memory" not in msg and "outofmemoryerror" not in msg:
+    if failed.get("how") != "error" or "out of memory" not in msg and "outofmemoryerror" not in msg:
         return None
     batch = cfg.optim.batch_size if cfg.optim.batch_size != "auto" else _planned_batch(cfg)
     if not batch or batch <= 1:

@@ -174,6 +174,9 @@ def test_oom_on_a_rank_relaunches_all_with_half_the_batch():
     retry = launch._oom_retry(cfg, {"rank": 1, "message": "OutOfMemoryError: CUDA out of memory", "how": "error"})
     assert (retry.optim.batch_size, retry.optim.grad_accum) == (4, 4)
     assert launch._oom_retry(cfg, {"rank": 1, "message": "ValueError: x", "how": "error"}) is None
+    died = {"rank": 1, "message": "died without an error (killed by a signal, or the system ran out of memory)",
+            "how": "died"}
+    assert launch._oom_retry(cfg, died) is None  # a vanished rank is not an OOM error
     one = load_config(None, ["batch_size=1", "dist.num_processes=2"])
     assert launch._oom_retry(one, {"rank": 0, "message": "out of memory", "how": "error"}) is None
 
@@ -246,8 +249,9 @@ def test_a_killed_rank_ends_the_run_naming_it(tiny_model_dir, toy_data, tmp_path
     pid = json.loads((out / "launch" / "rank-1.json").read_text())["pid"]
     os.kill(pid, signal.SIGKILL)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 1
+    assert proc.returncode not in (0, 130), err[-3000:]
     assert "rank 1 died without an error" in err
     errors = [e for e in read_events(out / "events.jsonl") if e["type"] == "error" and e["kind"] == "rank"]
     assert len(errors) == 1 and errors[0]["rank"] == 1 and "--resume" in errors[0]["hint"]
-    assert read_events(out / "events.jsonl")[-1]["type"] == "run_finished"
+    finished = [e for e in read_events(out / "events.jsonl") if e["type"] == "run_finished"]
+    assert len(finished) == 1 and finished[0]["status"] == "failed"
