@@ -255,3 +255,31 @@ def test_a_killed_rank_ends_the_run_naming_it(tiny_model_dir, toy_data, tmp_path
     assert len(errors) == 1 and errors[0]["rank"] == 1 and "--resume" in errors[0]["hint"]
     finished = [e for e in read_events(out / "events.jsonl") if e["type"] == "run_finished"]
     assert len(finished) == 1 and finished[0]["status"] == "failed"
+
+
+# -- the planner per GPU (fast, no torch) --------------------------------------------------------------
+
+def test_plan_per_gpu_ddp_replicates_and_fsdp_shards():
+    from engine.plan.sharding import STRATEGIES, per_gpu
+
+    parts = {"base weights": 8.0, "adapter weights": 0.2, "gradients": 0.2, "optimizer state": 0.4,
+             "activations": 2.0, "logits and loss": 1.0, "framework overhead": 0.6}
+    single = sum(parts.values())
+    by = {s.name: s for s in STRATEGIES}
+    assert per_gpu(parts, 32, 2, by["ddp"]) == (pytest.approx(single + 0.2), 0.0)  # + DDP's gradient buckets
+    assert per_gpu(parts, 32, 2, by["zero2"])[0] == pytest.approx(single - 0.1 - 0.2)  # grads and optimizer halved
+    fsdp, _ = per_gpu(parts, 32, 4, by["fsdp"])
+    assert fsdp == pytest.approx(3.6 + 8.2 / 4 + 2 * 8.2 / 32 + 0.6 / 4)
+    gpu, cpu = per_gpu(parts, 32, 4, by["fsdp+offload"])
+    assert cpu == pytest.approx(8.2 + 0.4) and gpu < fsdp
+
+
+def test_engine_plan_gpus_answers_two_12gb_cards():
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    res = subprocess.run([sys.executable, "-m", "engine", "plan", "assets/presets/gpu_8b_qlora.yaml", "dist.strategy=fsdp", "--gpu", "RTX 3060",
+                          "--gpus", "2", "--json"], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    rows = {r["strategy"]: r for r in json.loads(res.stdout)["per_gpu"]}
+    assert rows["fsdp"]["chosen"] and rows["fsdp"]["gpus"] == 2 and rows["fsdp"]["per_gpu_gb"] < rows["ddp"]["per_gpu_gb"]
+    assert "torch" not in res.stderr
