@@ -125,6 +125,10 @@ def _printer(progress_bar: bool):
                   f"backend {event['backend']} [{event['backend_reason']}], {event['trainable_params']:,} trainable of "
                   f"{event['total_params']:,} params, {event['train_records']} train / {event['eval_records']} eval "
                   f"sequences, {event['total_steps']} steps", file=sys.stderr)
+            if event.get("processes", 1) > 1:
+                n, accum = event["processes"], event["config"]["optim"]["grad_accum"]
+                print(f"{n} processes: effective batch {event['effective_batch']} = micro-batch "
+                      f"{event['effective_batch'] // (accum * n)} x grad_accum {accum} x {n} processes", file=sys.stderr)
         elif t == "step" and not progress_bar:
             extra = "".join(f"  {k} {v:.4g}" for k, v in (event.get("metrics") or {}).items())
             print(f"step {event['step']}/{event['total_steps']}  loss {event['loss']:.4f}  lr {event['lr']:.2e}  "
