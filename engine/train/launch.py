@@ -92,8 +92,11 @@ def _prepare(cfg, resume, events, progress) -> LaunchPlan:
     plan = launch_plan(cfg, run_dir, resume, events, progress)
     launch = ranks.launch_dir(run_dir)
     launch.mkdir(parents=True, exist_ok=True)
-    for old in [launch / ranks.STOP_FILE, *launch.glob("rank-*.json"), *launch.glob("rank-*.log")]:
-        old.unlink(missing_ok=True)  # records of an earlier launch would be mistaken for this one's
+    first = cfg.dist.node_rank * plan.processes_per_node  # this node's ranks (the folder may be shared by nodes)
+    mine = range(first, first + plan.processes_per_node)
+    old = [launch / f"rank-{r}.{ext}" for r in mine for ext in ("json", "log")]
+    for path in [launch / ranks.STOP_FILE, *old]:
+        path.unlink(missing_ok=True)  # records of an earlier launch would be mistaken for this one's
     save_config(cfg, launch / "config.yaml")
     if plan.config_path:
         Path(plan.config_path).write_text(yaml.safe_dump(plan.accelerate, sort_keys=False))
