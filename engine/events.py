@@ -70,7 +70,8 @@ OPTIONAL: dict[str, dict[str, str]] = {
     "step": {"metrics": "the stage's own metrics, a dict of floats: dpo/orpo/simpo reward_chosen, reward_rejected, "
                         "reward_margin, reward_accuracy (orpo also log_odds_ratio); kto reward_chosen, "
                         "reward_rejected, reward_margin, kl; rm accuracy, margin. Rewards are the implicit rewards "
-                        "of the trained answers on the batch (rm: the score head's)."},
+                        "of the trained answers on the batch (rm: the score head's).",
+             "rank_memory_gb": "N processes: each rank's peak memory so far (GB), in rank order"},
 }
 
 

@@ -108,6 +108,20 @@ def cpu_map_location():
         torch.load = original
 
 
+def gather_floats(value: float) -> Optional[list]:
+    """`value` from every rank, in rank order, on every rank (None in a plain run: nothing to gather)."""
+    dist = _dist()
+    if dist is None:
+        return None
+    import torch
+
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    mine = torch.tensor([float(value)], dtype=torch.float64, device=device)
+    out = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
+    dist.all_gather(out, mine)
+    return [round(float(t.item()), 3) for t in out]
+
+
 def make_stopper(run_dir: Path):
     """GracefulStop for a plain run; for N ranks, one that stops every rank after the same step."""
     from engine.train.callbacks import GracefulStop

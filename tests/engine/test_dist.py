@@ -196,6 +196,8 @@ def test_two_ranks_equal_one_rank_with_twice_the_batch(tiny_model_dir, toy_data,
     started = [e for e in events if e["type"] == "run_started"]
     assert len(started) == 1 and started[0]["processes"] == 2 and started[0]["effective_batch"] == 4  # one stream
     assert [e["type"] for e in events].count("run_finished") == 1
+    steps = [e for e in events if e["type"] == "step"]
+    assert all(len(e["rank_memory_gb"]) == 2 and e["rank_memory_gb"][0] == e["peak_memory_gb"] for e in steps)
     losses_one = [e["loss"] for e in read_events(tmp_path / "one" / "events.jsonl") if e["type"] == "step"]
     losses_two = [e["loss"] for e in events if e["type"] == "step"]
     assert losses_two == pytest.approx(losses_one, rel=1e-5)
