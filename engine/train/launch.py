@@ -51,13 +51,23 @@ def print_launch(cfg, resume=None, events=None) -> int:
     """--print-launch: the command and launcher config this run would use; nothing is started or written."""
     import yaml
 
-    plan = launch_plan(cfg, Path(cfg.output_dir), resume, events, progress=True)
-    print(f"# {plan.world_size} process(es), strategy {cfg.dist.strategy} on {plan.device}; run this on every node "
-          f"(dist.node_rank=0..{cfg.dist.nnodes - 1}); `engine train` writes the files below first", file=sys.stdout)
+    from engine.errors import ConfigError
+
+    gpus = visible_gpus()
+    if not gpus:  # printing for a cluster from a machine without GPUs: plan for one GPU per process there
+        if cfg.dist.num_processes == "auto":
+            raise ConfigError("--print-launch on a machine without GPUs needs dist.num_processes set to the GPUs per "
+                              "node of the machine that will run it (e.g. dist.num_processes=8).")
+        gpus = int(cfg.dist.num_processes)
+        print(f"# no GPU visible here: the command below is for nodes with {gpus} GPUs each")
+    plan = launch_plan(cfg, Path(cfg.output_dir), resume, events, progress=True, gpus=gpus)
+    nodes = f" on each of {cfg.dist.nnodes} nodes (each with its dist.node_rank)" if cfg.dist.nnodes > 1 else ""
+    print(f"# {plan.world_size} process(es), strategy {cfg.dist.strategy} on {plan.device}: what `engine train` runs"
+          f"{nodes}, after writing the files below into the run folder (save them there to run it by hand)")
     if plan.accelerate and plan.device == "cuda":
         print(f"# {plan.config_path}:")
         print(yaml.safe_dump(plan.accelerate, sort_keys=False).rstrip())
-    print(f"# {Path(cfg.output_dir) / 'launch' / 'config.yaml'}: the resolved run config (engine config --show)")
+    print(f"# {Path(cfg.output_dir) / 'launch' / 'config.yaml'}: this run's resolved config (every key=value applied)")
     print(f"EDGETUNE_LAUNCHED=1 {plan.shell()}")
     return 0
 

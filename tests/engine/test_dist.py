@@ -142,9 +142,11 @@ def test_print_launch_shows_the_command_and_writes_nothing(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO))
     env.pop(ranks.LAUNCHED, None)
     res = subprocess.run([sys.executable, "-m", "engine", "train", f"output_dir={out}", "dist.num_processes=2",
-                          "--print-launch"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+                          "dist.strategy=fsdp", "--print-launch"], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=120)
     assert res.returncode == 0, res.stderr
-    assert "EDGETUNE_LAUNCHED=1" in res.stdout and "--nproc_per_node=2" in res.stdout
+    assert "EDGETUNE_LAUNCHED=1" in res.stdout and "accelerate.commands.launch --config_file" in res.stdout
+    assert "distributed_type: FSDP" in res.stdout and "num_processes: 2" in res.stdout  # a cluster's GPUs, even here
     assert f"{out}/launch/config.yaml" in res.stdout
     assert not out.exists()
 
