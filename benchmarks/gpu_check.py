@@ -125,6 +125,8 @@ def main() -> int:
     ap.add_argument("--only", default="", help="comma-separated check names (default: all that apply)")
     ap.add_argument("--timeout", type=float, default=150, help="seconds per check")
     args = ap.parse_args()
+    # the shell script's time limit sends SIGTERM: unwind, so the running part's process group is killed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(124))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     gpus = gpu_count()
