@@ -147,8 +147,8 @@ def main() -> int:
                 rows.append({"check": name, "status": "ERROR", "seconds": 0, "steps": 0, "loss": "-", "peak_gib": None,
                              "planned_gib": None, "note": f"{type(e).__name__}: {e}"[:90]})
         print(f"{name}: {rows[-1]['status']} {rows[-1]['note']}", file=sys.stderr, flush=True)
+        (out / "table.md").write_text(f"GPUs visible: {gpus}\n\n" + table(rows) + "\n")  # so far, if stopped
     text = f"GPUs visible: {gpus}\n\n" + table(rows)
-    (out / "table.md").write_text(text + "\n")
     print(text)
     return 0 if all(r["status"] in ("ok", "skipped") for r in rows) else 1
 
