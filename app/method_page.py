@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (QComboBox, QGridLayout, QGroupBox, QHBoxLayout, Q
 from app.config_form import ConfigForm
 from app.engine_query import EngineQuery
 from app.field_editor import FieldEditor
+from app.gpu_chooser import GpuChooser
 from app.method_chooser import MethodChooser
 from app.page_header import PageHeader
 from app.plan_view import PlanView
@@ -118,6 +119,9 @@ class MethodPage(QWidget):
         self.method_chooser = MethodChooser(state, settings, skip=tuple(k for k, _ in MAIN_KNOBS))
         form.addWidget(self.method_chooser, 1, 0, 1, 4)
         self.editors["method"] = self.method_chooser.editor
+        self.gpu_chooser = GpuChooser(state)
+        self.editors.update({"dist.num_processes": self.gpu_chooser.processes, "dist.strategy": self.gpu_chooser.strategy})
+        form.addWidget(self.gpu_chooser, form.rowCount() + len(MAIN_KNOBS), 0, 1, 4)
         for i, (key, label) in enumerate(MAIN_KNOBS):
             ed = FieldEditor(FIELDS[key]).bind(state)
             lab = QLabel(label + ":")
@@ -170,7 +174,8 @@ class MethodPage(QWidget):
 
         adv = QGroupBox("Advanced (every option of the run config; hover for help)")
         al = QVBoxLayout(adv)
-        self.advanced = ConfigForm(state, exclude=tuple(k for k, _ in MAIN_KNOBS) + ("stage", "method") + PAGE_OWNED)
+        self.advanced = ConfigForm(state, exclude=tuple(k for k, _ in MAIN_KNOBS) + ("stage", "method") + PAGE_OWNED
+                                   + GpuChooser.KEYS)
         al.addWidget(self.advanced)
         split.addWidget(adv)
         split.setSizes([520, 480])

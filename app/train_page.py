@@ -284,8 +284,10 @@ class TrainPage(QWidget):
                 self._show_metrics_line(True)
             if ev.get("tokens_per_s") is not None:
                 self.labels["speed"].setText(f"{ev['tokens_per_s']:,.0f}")
-            mem = ev.get("peak_memory_gb")
-            if mem is not None:
+            mem, per_rank = ev.get("peak_memory_gb"), ev.get("rank_memory_gb")
+            if per_rank:  # N processes: each GPU's (rank's) own peak
+                self.labels["memory"].setText("peak per rank: " + " / ".join(f"{gb:.2f}" for gb in per_rank) + " GB")
+            elif mem is not None:
                 self.labels["memory"].setText(f"{mem:.2f} GB peak")
             if live:
                 self._update_eta(step, total, ev.get("time"))

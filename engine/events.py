@@ -44,7 +44,8 @@ SCHEMA: dict[str, dict[str, str]] = {
             "grad_accum": "new gradient accumulation"},
     "export_progress": {"target": "gguf/onnx", "stage": "what is happening", "fraction": "0..1"},
     "warning": {"message": "what to look at", "hint": "what to do about it"},
-    "error": {"kind": "oom/nan/data/config/model/disk/interrupted/internal", "message": "what went wrong",
+    "error": {"kind": "oom/nan/data/config/model/disk/interrupted/internal/rank (a process of a multi-process "
+                      "run failed)", "message": "what went wrong",
               "hint": "how to fix it"},
     # engine serve: the server is listening, a model finished loading, one request was answered, it stopped
     "serve_started": {"url": "base URL of the OpenAI API (ends in /v1)", "host": "bound address", "port": "bound port",
@@ -63,10 +64,14 @@ SCHEMA: dict[str, dict[str, str]] = {
 
 # Optional fields: present when they apply, readers must tolerate them missing.
 OPTIONAL: dict[str, dict[str, str]] = {
+    "run_started": {"processes": "training processes (dist.num_processes x nodes; 1 in a plain run)",
+                    "effective_batch": "samples per optimizer step: batch_size x grad_accum x processes"},
+    "error": {"rank": "kind rank: the global rank of the process that failed"},
     "step": {"metrics": "the stage's own metrics, a dict of floats: dpo/orpo/simpo reward_chosen, reward_rejected, "
                         "reward_margin, reward_accuracy (orpo also log_odds_ratio); kto reward_chosen, "
                         "reward_rejected, reward_margin, kl; rm accuracy, margin. Rewards are the implicit rewards "
-                        "of the trained answers on the batch (rm: the score head's)."},
+                        "of the trained answers on the batch (rm: the score head's).",
+             "rank_memory_gb": "N processes: each rank's peak memory so far (GB), in rank order"},
 }
 
 

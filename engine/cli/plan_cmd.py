@@ -29,6 +29,10 @@ def add_parser(sub) -> None:
                        help="Plan for this device: a GPU name ('RTX 4060', 'RTX 4060 Ti 16GB', 'RX 7900 XTX'), "
                             "'Apple M2 16GB' or 'CPU 32GB'. Default: this machine.")
     where.add_argument("--vram", type=float, metavar="GB", help="Plan for a CUDA GPU with this much memory (GB).")
+    p.add_argument("--gpus", type=int, default=None, metavar="N",
+                   help="Also plan memory per GPU for N GPUs of that kind, for each strategy (DDP replicates; "
+                        "ZeRO-2 shards gradients and optimizer state; FSDP / ZeRO-3 shard the weights too; offload "
+                        "moves them to CPU RAM). Default: dist.num_processes when > 1.")
     p.add_argument("--list-gpus", action="store_true", help="List the GPUs the planner knows, with their memory.")
     p.add_argument("--json", action="store_true", help="Print the plan as JSON (the same data as the text).")
     p.set_defaults(run=run)
@@ -56,8 +60,22 @@ def run(args) -> int:
     else:
         target = detect_target()
     plan = build_plan(cfg, target)
+    gpus = args.gpus or (cfg.dist.num_processes if isinstance(cfg.dist.num_processes, int) else 1)
+    rows = _device_plans(cfg, plan, gpus) if gpus > 1 else []
     if args.json:
-        print(json.dumps(plan.to_dict(), indent=2))
+        print(json.dumps(dict(plan.to_dict(), **({"per_gpu": [r.to_dict() for r in rows]} if rows else {})), indent=2))
     else:
         print(format_plan(plan))
+        if rows:
+            from engine.plan.sharding import format_device_plans
+
+            print(format_device_plans(rows, plan.memory_gb, plan.target))
     return 0
+
+
+def _device_plans(cfg, plan, gpus: int):
+    from engine.plan.model_lookup import find_shape
+    from engine.plan.sharding import device_plans
+
+    shape = find_shape(cfg.model.name_or_path, cfg.model.trust_remote_code)
+    return device_plans(plan, shape.num_layers, gpus, cfg.dist)

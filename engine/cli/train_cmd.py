@@ -18,6 +18,9 @@ def add_parser(sub) -> None:
                    help="Continue from the newest checkpoint (latest), a run folder or a checkpoints/step-N folder.")
     p.add_argument("--events", default=None, metavar="PATH|-", help="Also write JSON-lines events to PATH (- = stdout).")
     p.add_argument("--no-progress", action="store_true", help="No progress bar (one is drawn on a terminal).")
+    p.add_argument("--print-launch", action="store_true",
+                   help="With dist.num_processes > 1 or dist.nnodes > 1: print the launch command and accelerate "
+                        "config for this run (for a cluster script) and start nothing.")
     p.set_defaults(run=run)
 
 
@@ -26,7 +29,6 @@ def run(args) -> int:
 
     from engine.config import load_config
     from engine.errors import EdgetuneError
-    from engine.events import EventSink, open_events_target
 
     config, overrides = args.config, list(args.overrides)
     if config and "=" in config and not config.endswith((".yaml", ".yml")):
@@ -43,24 +45,51 @@ def run(args) -> int:
     if config is None and not overrides:
         raise EdgetuneError("engine train needs a config: e.g. engine train assets/presets/cpu_quickstart.yaml")
     cfg = load_config(config, overrides)
+    show = not args.no_progress and sys.stderr.isatty() and args.events != "-"
 
+    from engine.train import launch, ranks
+
+    if args.print_launch:
+        if not launch.wants_launch(cfg) and not ranks.launched():
+            raise EdgetuneError("--print-launch needs dist.num_processes > 1 (or auto with several GPUs) or "
+                                "dist.nnodes > 1; this run is a single process: run it without the flag.")
+        return launch.print_launch(cfg, resume, args.events)
+    if launch.wants_launch(cfg):
+        code = launch.run_launched(cfg, resume, args.events, show)
+        return code if code else _export_after_training(cfg, args.events)
+    from contextlib import nullcontext
+
+    with ranks.RankRecord(Path(cfg.output_dir)) if ranks.launched() else nullcontext():
+        return _train(cfg, resume, args, show)
+
+
+def _train(cfg, resume, args, show: bool) -> int:
+    """Train in this process (a plain run, or one rank of a launched one)."""
+    from pathlib import Path
+
+    from engine.errors import EdgetuneError
+    from engine.events import EventSink, open_events_target
+    from engine.train import ranks
     from engine.train.recipes.base import RunFailed
     from engine.train.run import run_training
 
-    streams = open_events_target(args.events)
-    sink = EventSink(streams)
-    show = not args.no_progress and sys.stderr.isatty() and args.events != "-"
-    if args.events != "-":
+    main_rank = ranks.is_main()
+    show = show and main_rank
+    sink = EventSink(open_events_target(args.events) if main_rank else [])
+    if args.events != "-" and main_rank:
         sink.listeners.append(_printer(show))
     run_dir = Path(cfg.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    sink.add_file(run_dir / "events.jsonl")
+    if main_rank:
+        sink.add_file(run_dir / "events.jsonl")
     try:
         result, _ = run_training(cfg, sink, resume, progress=show)
     except RunFailed as e:
         raise EdgetuneError(str(e)) from None
     finally:
         sink.close()
+    if ranks.launched():
+        return 0  # the launcher reports the outcome (and runs export.targets once)
     if result["status"] == "interrupted":
         print(f"stopped; resume with: engine train --resume {cfg.output_dir}", file=sys.stderr)
         return 130
@@ -96,6 +125,10 @@ def _printer(progress_bar: bool):
                   f"backend {event['backend']} [{event['backend_reason']}], {event['trainable_params']:,} trainable of "
                   f"{event['total_params']:,} params, {event['train_records']} train / {event['eval_records']} eval "
                   f"sequences, {event['total_steps']} steps", file=sys.stderr)
+            if event.get("processes", 1) > 1:
+                n, accum = event["processes"], event["config"]["optim"]["grad_accum"]
+                print(f"{n} processes: effective batch {event['effective_batch']} = micro-batch "
+                      f"{event['effective_batch'] // (accum * n)} x grad_accum {accum} x {n} processes", file=sys.stderr)
         elif t == "step" and not progress_bar:
             extra = "".join(f"  {k} {v:.4g}" for k, v in (event.get("metrics") or {}).items())
             print(f"step {event['step']}/{event['total_steps']}  loss {event['loss']:.4f}  lr {event['lr']:.2e}  "

@@ -180,3 +180,6 @@ def check_combinations(cfg) -> None:
         msg = fn(cfg)
         if msg:
             raise ConfigError(msg)
+
+
+from engine.config import dist_rules  # noqa: E402,F401  (registers the dist.* rules)

@@ -71,11 +71,17 @@ class EventsCallback(TrainerCallback):
             if metrics:
                 extra["metrics"] = metrics
                 self.last_metrics = metrics
+            peak = peak_memory_gb(self.device)
+            from engine.train.ranks import gather_floats
+
+            per_rank = gather_floats(peak)  # every rank logs this step together; N ranks: each one's peak
+            if per_rank is not None:
+                extra["rank_memory_gb"] = per_rank
             self.sink.emit(
                 "step", step=state.global_step, total_steps=state.max_steps, epoch=round(state.epoch or 0.0, 4),
                 loss=self.last_loss, lr=float(logs.get("learning_rate", 0.0)),
                 grad_norm=None if grad_norm is None else float(grad_norm), tokens_per_s=round(tps, 1),
-                peak_memory_gb=round(peak_memory_gb(self.device), 3), **extra,
+                peak_memory_gb=round(peak, 3), **extra,
             )
             if self.bar is not None:
                 shown = {"loss": f"{self.last_loss:.4f}", "tok_s": f"{tps:.0f}"}

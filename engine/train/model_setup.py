@@ -97,7 +97,9 @@ def load_base(cfg, model_dir, choice: DeviceChoice, head: str = "causal-lm", pad
     kwargs = dict(dtype=dtype, trust_remote_code=cfg.model.trust_remote_code, attn_implementation=attn)
     if bnb is not None:
         kwargs["quantization_config"] = bnb
-        kwargs["device_map"] = {"": choice.device if choice.device != "cuda" else 0}
+        from engine.train.ranks import local_rank
+
+        kwargs["device_map"] = {"": choice.device if choice.device != "cuda" else local_rank()}  # a rank's own GPU
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # the run's own progress and events follow
@@ -114,7 +116,9 @@ def load_base(cfg, model_dir, choice: DeviceChoice, head: str = "causal-lm", pad
     else:
         model = auto_class.from_pretrained(str(model_dir), **kwargs)
     if bnb is None:
-        model.to(choice.device)
+        from engine.train.ranks import local_rank
+
+        model.to(f"cuda:{local_rank()}" if choice.device == "cuda" else choice.device)
     model.config.use_cache = False
     return model
 

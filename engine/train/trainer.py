@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from engine.train import checkpoints as ckpt
+from engine.train import ranks
 from engine.train.trl_compat import patch_trl_for_cpu, quiet_known_noise
 
 patch_trl_for_cpu()
@@ -29,25 +30,40 @@ class AtomicCheckpointMixin:
         self.best_step = best
 
     def _save_checkpoint(self, model, trial):
+        # N ranks write one staging folder (rank 0 the weights and optimizer, each rank its RNG state);
+        # rank 0 alone clears it before and renames it after, between barriers.
         root = self.run_dir / "checkpoints"
         staging = root / ".staging"
-        shutil.rmtree(staging, ignore_errors=True)
+        main = ranks.is_main()
+        if main:
+            shutil.rmtree(staging, ignore_errors=True)
+        ranks.barrier()
         final_out = self.args.output_dir
         self.args.output_dir = str(staging)
+        final = root / f"step-{self.state.global_step}"
         try:
             super()._save_checkpoint(model, trial)
-            written = staging / f"checkpoint-{self.state.global_step}"
-            final = root / f"step-{self.state.global_step}"
-            ckpt.commit_staged(written, final)
+            ranks.barrier()
+            if main:
+                ckpt.commit_staged(staging / f"checkpoint-{self.state.global_step}", final)
         except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)  # the previous checkpoints stay untouched
+            if main:
+                shutil.rmtree(staging, ignore_errors=True)  # the previous checkpoints stay untouched
             raise
         finally:
             self.args.output_dir = final_out
-        shutil.rmtree(staging, ignore_errors=True)
-        best = self.best_step()
-        ckpt.rotate(self.run_dir, self.keep, root / f"step-{best}" if best is not None else None)
-        self.control_checkpoint_event(final)
+        if main:
+            shutil.rmtree(staging, ignore_errors=True)
+            best = self.best_step()
+            ckpt.rotate(self.run_dir, self.keep, root / f"step-{best}" if best is not None else None)
+            self.control_checkpoint_event(final)
+        ranks.barrier()
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        if checkpoint and self.args.world_size > 1 and self.args.device.type == "cpu":
+            with ranks.cpu_map_location():  # gloo ranks: see ranks.cpu_map_location
+                return super()._load_optimizer_and_scheduler(checkpoint)
+        return super()._load_optimizer_and_scheduler(checkpoint)
 
     def control_checkpoint_event(self, path: Path) -> None:
         for cb in self.callback_handler.callbacks:

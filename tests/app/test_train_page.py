@@ -156,3 +156,12 @@ def test_metrics_plot_follows_whatever_keys_arrive(qtbot, page):
     assert set(plot.axes) == {"share", "value"} and plot.keys() == ["accuracy", "margin", "kl", "log_ratio"]
     page.clear_plots()  # a new run: hidden until its steps carry metrics again
     assert plot.isHidden() and plot.keys() == [] and page.labels["metrics"].isHidden()
+
+
+def test_a_multi_process_run_shows_each_rank_memory(qtbot, page):
+    page.handle_event(event("run_started", run_dir="r", total_steps=4, device="cuda", processes=2), live=False)
+    page.handle_event(event("step", step=1, total_steps=4, loss=0.7, lr=1e-4, peak_memory_gb=5.1,
+                            rank_memory_gb=[5.1, 4.87]), live=False)
+    assert page.labels["memory"].text() == "peak per rank: 5.10 / 4.87 GB"
+    page.handle_event(event("step", step=2, total_steps=4, loss=0.6, lr=1e-4, peak_memory_gb=5.2), live=False)
+    assert page.labels["memory"].text() == "5.20 GB peak"

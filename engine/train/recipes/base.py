@@ -23,6 +23,7 @@ from engine.config import save_config, to_dict
 from engine.errors import DataError, EdgetuneError
 from engine.events import EventSink
 from engine.train import checkpoints as ckpt
+from engine.train import ranks
 
 OPTIMIZERS = {"adamw_torch": "adamw_torch", "adamw_8bit": "adamw_bnb_8bit", "paged_adamw_8bit": "paged_adamw_8bit"}
 # torch's fused AdamW kernel: the same update in one pass (SmolLM2 LoRA on CPU: 14 vs 53 ms a step)
@@ -41,7 +42,7 @@ def fingerprint(cfg) -> dict:
     return {"stage": cfg.stage, "model": cfg.model.name_or_path, "method": cfg.method, "data": cfg.data.path,
             "data_sha": file_fingerprint(cfg.data.path) if cfg.data.path and Path(cfg.data.path).exists() else None,
             "max_len": cfg.sequence.max_len, "max_prompt_len": cfg.sequence.max_prompt_len, "lora_r": cfg.lora.r,
-            "packing": cfg.sequence.packing}
+            "packing": cfg.sequence.packing, "processes": ranks.world_size()}
 
 
 def check_resume_compatible(run_dir: Path, cfg) -> None:
@@ -52,6 +53,7 @@ def check_resume_compatible(run_dir: Path, cfg) -> None:
     old = json.loads(path.read_text())
     old.setdefault("stage", "sft")  # runs from before stages existed were SFT
     old.setdefault("max_prompt_len", "auto")
+    old.setdefault("processes", 1)  # runs from before dist.* trained in one process
     new = fingerprint(cfg)
     changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in new if old.get(k) != new.get(k)]
     if changed:
@@ -150,8 +152,9 @@ class BaseRecipe:
         self.model, self.tokenizer = backend.load(cfg, self.model_dir, self.choice, self.grad_ckpt, head=self.head)
         self.data = self.build_data()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, self.run_dir / "config.yaml")
-        (self.run_dir / FINGERPRINT).write_text(json.dumps(fingerprint(cfg), indent=1))
+        if ranks.is_main():  # one run folder, whatever the number of processes
+            save_config(cfg, self.run_dir / "config.yaml")
+            (self.run_dir / FINGERPRINT).write_text(json.dumps(fingerprint(cfg), indent=1))
 
     def resolve_start_model(self) -> Path:
         """The HF folder training starts from: a model, or an earlier run (its merged result)."""
@@ -202,14 +205,14 @@ class BaseRecipe:
     def _trainer(self, batch_size: int, grad_accum: int):
         from transformers.trainer_callback import PrinterCallback
 
-        from engine.train.callbacks import EarlyStopping, EventsCallback, GracefulStop, NanGuard
+        from engine.train.callbacks import EarlyStopping, EventsCallback, NanGuard
         from engine.train.trainer import atomic
 
         has_eval = self.data.eval is not None
         args = self.trainer_config(self.common_args(batch_size, grad_accum))
         self.events_cb = EventsCallback(self.sink, self.choice.device, self.progress, self.metrics, self.progress_metric)
         self.events_cb.samples_per_epoch = self.samples_per_epoch()
-        self.nan_guard, self.stopper = NanGuard(), GracefulStop()
+        self.nan_guard, self.stopper = NanGuard(), ranks.make_stopper(self.run_dir)
         self.early = EarlyStopping(self.cfg.train.early_stopping_patience)
         callbacks = [self.events_cb, self.nan_guard, self.stopper] + ([self.early] if has_eval else [])
         callbacks += self.method.callbacks(self.model, self.cfg)
@@ -244,14 +247,16 @@ class BaseRecipe:
             self.sink.emit("error", kind="config", message=f"{type(e).__name__}: {e}".splitlines()[0][:500],
                            hint="fix the setting named in the message")
             raise RunFailed(f"the trainer refused the run's settings ({type(e).__name__}: {str(e).splitlines()[0][:300]})") from None
+        world = ranks.world_size()
         total_steps = trainer.args.max_steps if trainer.args.max_steps > 0 else _steps_for(
-            self.samples_per_epoch(), batch_size, grad_accum, cfg.optim.epochs)
+            math.ceil(self.samples_per_epoch() / world), batch_size, grad_accum, cfg.optim.epochs)
         self.sink.emit(
             "run_started", run_dir=str(self.run_dir), stage=self.stage, config=to_dict(cfg), backend=self.backend_name,
             backend_reason=self.backend_reason, device=self.choice.device, dtype=self.choice.dtype_name,
             trainable_params=trainable, total_params=total, train_records=self.samples_per_epoch(),
             eval_records=len(self.data.eval) if self.data.eval is not None else 0, total_steps=total_steps,
             resumed_from=str(self.resume_from) if self.resume_from else None,
+            processes=world, effective_batch=batch_size * grad_accum * world,
         )
         self.sink.emit("plan", total_gb=round(self.plan.total_gb, 2) if self.plan else None,
                        batch_size=batch_size, gradient_checkpointing=self.grad_ckpt)
@@ -268,7 +273,7 @@ class BaseRecipe:
                     trainer.train(resume_from_checkpoint=resume)
                     break
                 except Exception as e:
-                    if not _is_oom(e) or batch_size == 1:
+                    if not _is_oom(e) or batch_size == 1 or world > 1:  # N ranks: the launcher retries them all
                         raise
                     step = trainer.state.global_step
                     batch_size, grad_accum = batch_size // 2, grad_accum * 2
@@ -335,6 +340,8 @@ class BaseRecipe:
 
         method = get_method(self.cfg.method)
         name = "adapter" if method.is_adapter else "final"
+        if not ranks.is_main():
+            return {}
         final = self.run_dir / name
         tmp = self.run_dir / f".{name}.partial"
         shutil.rmtree(tmp, ignore_errors=True)
