@@ -3,6 +3,10 @@
     python benchmarks/quickstart_variants.py                        # 3 seeds, the whole quickstart (12 epochs)
     python benchmarks/quickstart_variants.py --seeds 1 --epochs 2   # a quick look
     python benchmarks/quickstart_variants.py --variants lean,lean-dropout
+    python benchmarks/quickstart_variants.py --seeds 1 --steps 3 --variants plain,upcast,lean   # memory and step time
+
+QLoRA on a CPU is slow (bitsandbytes de-quantises every linear per matmul): the whole quickstart is
+an hour per run on a busy 2-core VM, so --steps N measures only N optimizer steps (quiz skipped).
 
 Each variant is one whole command in its own process, on the bundled SmolLM2-135M-Instruct and the
 quickstart data (assets/presets/cpu_quickstart.yaml: LoRA r=16 all-linear, lr 1e-3, batch 8), as
@@ -44,7 +48,7 @@ VARIANTS = {  # name -> (extra overrides, extra environment); "plain" is the scr
 }
 
 
-def plain_script(seed: int, epochs: float, out: str) -> None:
+def plain_script(seed: int, epochs: float, out: str, steps: int) -> None:
     """The QLoRA script a user would write from the peft/transformers docs (runs in the child process)."""
     import torch
     from datasets import Dataset
@@ -69,7 +73,7 @@ def plain_script(seed: int, epochs: float, out: str) -> None:
                                              task_type="CAUSAL_LM"))
     args = TrainingArguments(output_dir=out, per_device_train_batch_size=8, learning_rate=1e-3, num_train_epochs=epochs,
                              warmup_steps=0.05, lr_scheduler_type="cosine", bf16=True, logging_steps=1, report_to=[],
-                             save_strategy="no", use_cpu=True, disable_tqdm=True, seed=seed)
+                             save_strategy="no", use_cpu=True, disable_tqdm=True, seed=seed, max_steps=steps or -1)
     Trainer(model=model, args=args, train_dataset=ds, data_collator=DataCollatorForSeq2Seq(tok, padding=True)).train()
 
 
@@ -84,49 +88,63 @@ def run_child(cmd: list[str], env: dict) -> tuple[float, float]:
     return wall, usage.ru_maxrss * 1024 / 1e9  # Linux reports kB
 
 
-def measure(variant: str, seed: int, epochs: float, work: Path) -> dict:
+def step_seconds(steps: list) -> float:
+    """Median seconds per optimizer step after the first (warm-up), from the events' timestamps."""
+    times = [e["time"] for e in steps]
+    gaps = [b - a for a, b in zip(times[1:], times[2:])] or [b - a for a, b in zip(times, times[1:])]
+    return statistics.median(gaps) if gaps else float("nan")
+
+
+def measure(variant: str, seed: int, epochs: float, work: Path, steps: int) -> dict:
     out = work / f"{variant}-{seed}"
     if variant == "plain":
-        cmd = [sys.executable, __file__, "--plain-child", str(out), "--seed", str(seed), "--epochs", str(epochs)]
+        cmd = [sys.executable, __file__, "--plain-child", str(out), "--seed", str(seed), "--epochs", str(epochs),
+               "--steps", str(steps)]
         wall, rss = run_child(cmd, {"PYTHONPATH": str(REPO)})
         return {"wall_s": wall, "peak_rss_gb": rss}
     overrides, env = VARIANTS[variant]
     cmd = [sys.executable, "-m", "engine", "train", str(PRESET), *QLORA_BF16, *overrides,
-           f"seed={seed}", f"epochs={epochs}", f"output_dir={out}"]
+           f"seed={seed}", f"epochs={epochs}", f"max_steps={steps}", f"output_dir={out}"]
     wall, rss = run_child(cmd, {"PYTHONPATH": str(REPO), **env})
     from engine.events import read_events
     from engine.train.evaluate import quiz
 
-    steps = [e for e in read_events(out / "events.jsonl") if e["type"] == "step"]
-    items = quiz(str(out), str(HELDOUT), with_base=False)
-    score = sum(bool(i.correct.get("tuned")) for i in items)
-    return {"wall_s": wall, "peak_rss_gb": rss, "quiz": score, "final_loss": steps[-1]["loss"]}
+    events = [e for e in read_events(out / "events.jsonl") if e["type"] == "step"]
+    result = {"wall_s": wall, "peak_rss_gb": rss, "step_s": step_seconds(events), "final_loss": events[-1]["loss"]}
+    if not steps:  # a whole run: ask the held-out questions
+        items = quiz(str(out), str(HELDOUT), with_base=False)
+        result["quiz"] = sum(bool(i.correct.get("tuned")) for i in items)
+    return result
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=float, default=12)
+    ap.add_argument("--steps", type=int, default=0, help="only this many optimizer steps (0: the whole run, quiz included)")
     ap.add_argument("--variants", default="plain,upcast,lean", help="comma-separated: plain," + ",".join(VARIANTS))
     ap.add_argument("--plain-child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int, default=42, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.plain_child:
-        return plain_script(args.seed, args.epochs, args.plain_child)
+        return plain_script(args.seed, args.epochs, args.plain_child, args.steps)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     variants = args.variants.split(",")
     results: dict = {v: [] for v in variants}
     work = Path(tempfile.mkdtemp(prefix="quickstart-variants-"))
     for seed in range(1, args.seeds + 1):
         for v in variants:  # interleaved, so a slow spell of a shared machine hits every variant
-            r = measure(v, seed, args.epochs, work)
+            r = measure(v, seed, args.epochs, work, args.steps)
             results[v].append(r)
             print(f"seed {seed} {v:<13} {json.dumps({k: round(x, 3) for k, x in r.items()})}", flush=True)
-    print(f"\nmedian of {args.seeds} seed(s), {args.epochs:g} epochs, QLoRA bf16 on {cpu_name()}:")
+    length = f"{args.steps} steps" if args.steps else f"{args.epochs:g} epochs"
+    print(f"\nmedian of {args.seeds} seed(s), {length}, QLoRA bf16 on {cpu_name()}:")
     base = results.get("plain")
     for v, rs in results.items():
         med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
         line = f"{v:<13} wall {med['wall_s']:7.1f} s   peak RSS {med['peak_rss_gb']:.2f} GB"
+        if "step_s" in med:
+            line += f"   step {med['step_s']:.1f} s"
         if "quiz" in med:
             line += f"   quiz {'/'.join(str(r['quiz']) for r in rs)} of 10   final loss {med['final_loss']:.3f}"
         if base and v != "plain":
