@@ -36,9 +36,9 @@ def prepare_kbit_base(model, cfg, gradient_checkpointing: bool):
     checkpointed non-reentrantly (train.gradient_checkpointing=offload also moves their saved
     inputs to CPU RAM on a GPU, engine/train/activation_offload.py).
     """
-    from engine.train.activation_offload import enable_checkpointing
-
     import os
+
+    from engine.train.activation_offload import enable_checkpointing
 
     if os.environ.get(UPCAST_ENV) == "1":
         from peft import prepare_model_for_kbit_training
