@@ -120,6 +120,7 @@ def measure(variant: str, seed: int, epochs: float, work: Path, steps: int) -> d
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=1, help="seeds run from this one up")
     ap.add_argument("--epochs", type=float, default=12)
     ap.add_argument("--steps", type=int, default=0, help="only this many optimizer steps (0: the whole run, quiz included)")
     ap.add_argument("--variants", default="plain,upcast,lean", help="comma-separated: plain," + ",".join(VARIANTS))
@@ -132,7 +133,7 @@ def main() -> None:
     variants = args.variants.split(",")
     results: dict = {v: [] for v in variants}
     work = Path(tempfile.mkdtemp(prefix="quickstart-variants-"))
-    for seed in range(1, args.seeds + 1):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for v in variants:  # interleaved, so a slow spell of a shared machine hits every variant
             r = measure(v, seed, args.epochs, work, args.steps)
             results[v].append(r)
