@@ -41,6 +41,7 @@ def frozen_float_dtypes(model) -> set:
     return {p.dtype for p in model.parameters() if not p.requires_grad and p.dtype.is_floating_point and p.dtype != torch.uint8}
 
 
+@pytest.mark.slow  # two 3-step QLoRA runs (shared by the three tests): ~1.5 min on 2 busy cores
 def test_quantised_base_keeps_its_float_weights_in_the_compute_dtype(lean_and_upcast):
     import torch
 
@@ -56,6 +57,7 @@ def test_quantised_base_keeps_its_float_weights_in_the_compute_dtype(lean_and_up
     assert torch.float32 in frozen_float_dtypes(upcast.model)
 
 
+@pytest.mark.slow  # two 3-step QLoRA runs (shared by the three tests): ~1.5 min on 2 busy cores
 def test_lean_training_matches_the_upcast_path(lean_and_upcast):
     (lean_result, lean_events, lean), (up_result, up_events, _) = lean_and_upcast
     assert lean_result["status"] == up_result["status"] == "completed"
@@ -69,6 +71,7 @@ def test_lean_training_matches_the_upcast_path(lean_and_upcast):
     assert base.is_gradient_checkpointing
 
 
+@pytest.mark.slow  # two 3-step QLoRA runs (shared by the three tests): ~1.5 min on 2 busy cores
 def test_offload_on_cpu_checkpoints_and_says_why_nothing_moves(lean_and_upcast):
     (_, events, lean), _ = lean_and_upcast
     warnings = [e for e in events if e["type"] == "warning" and "offload" in e["message"]]
