@@ -80,7 +80,9 @@ class FieldEditor(QWidget):
             w = QComboBox()
             w.setEditable(True)
             bool_part = any(a is bool for a in _args(info.type))
-            w.addItems(["auto", "true", "false"] if bool_part else ["auto", "1", "2", "4", "8", "16", "32"])
+            words = [str(v) for a in _args(info.type) if typing.get_origin(a) is typing.Literal
+                     for v in typing.get_args(a) if v != "auto"]  # e.g. gradient_checkpointing's 'offload'
+            w.addItems((["auto", "true", "false"] if bool_part else ["auto", "1", "2", "4", "8", "16", "32"]) + words)
             w.currentTextChanged.connect(self._emit)
         elif self.kind == "bool":
             w = QCheckBox()

@@ -2,7 +2,7 @@
 
 Levers are a registry, tried in order of what they cost: first the ones that only cost
 speed (checkpointing, a smaller micro-batch with more accumulation, an 8-bit optimizer,
-the Unsloth backend), then the ones that change what is trained (4-bit base, shorter
+checkpoints offloaded to CPU RAM, the Unsloth backend), then the ones that change what is trained (4-bit base, shorter
 sequences). For a run that does not fit, levers are applied one after another until it
 fits, and every applied lever is reported with the total it leads to; the lines are
 `key=value` overrides the user can paste after the config file.
@@ -93,6 +93,18 @@ def _optimizer(cfg, ctx: Context):
     new = _copy(cfg)
     new.optim.optimizer = "paged_adamw_8bit"
     return new, "optim.optimizer=paged_adamw_8bit"
+
+
+@lever("offloaded checkpoints")
+def _offload(cfg, ctx: Context):
+    if ctx.target.device != "cuda" or cfg.train.gradient_checkpointing == "offload":
+        return None
+    if run_spec(cfg, "cuda", ctx.shape, 1, True).backend != "hf":
+        return None  # Unsloth's checkpointing offloads already
+    ctx.gradient_checkpointing = True
+    new = _copy(cfg)
+    new.train.gradient_checkpointing = "offload"
+    return new, "train.gradient_checkpointing=offload (layer inputs in CPU RAM; a little slower)"
 
 
 @lever("unsloth backend")

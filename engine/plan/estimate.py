@@ -106,10 +106,8 @@ def unquantised_bytes(spec: RunSpec) -> int:
     """Bytes per parameter of the weights that stay in floating point."""
     if spec.trains_base:
         return 4  # the trainer keeps fp32 master weights for methods that update the base
-    if spec.base_format != "float" and spec.backend == "hf":
-        # peft's prepare_model_for_kbit_training casts every non-quantised parameter (embeddings,
-        # output head, norms) to fp32 for stable training; Unsloth keeps them in 16-bit.
-        return 4
+    # A quantised base keeps its embeddings, head and norms in the compute dtype on both backends:
+    # engine/train/kbit_prep.py skips peft's fp32 upcast of them (Unsloth never did it).
     return spec.compute_bytes
 
 
@@ -128,7 +126,7 @@ def _lora_extras(spec: RunSpec, keep_a_outputs: bool, autocast_copies: bool) -> 
     for _, n_in, _ in spec.lora_modules:
         if keep_a_outputs:
             extra += ADAPTER_BYTES * spec.lora_r
-        if autocast_copies and ADAPTER_BYTES > spec.compute_bytes:
+        if autocast_copies and spec.adapter_input_casts and ADAPTER_BYTES > spec.compute_bytes:
             extra += spec.compute_bytes * n_in
         if spec.lora_dropout > 0:
             extra += (ADAPTER_BYTES + 1) * n_in
@@ -160,7 +158,8 @@ def hf_layer_bytes(spec: RunSpec) -> float:
         keeps only a per-row logsumexp, not the seq x seq scores)
       MLP: gate and up outputs, the activation's output and down_proj's input (4 x intermediate)
       LoRA: each adapter's r-wide A output; an fp32 adapter on a 16-bit base under autocast also
-        keeps a 16-bit copy of its input, and LoRA dropout keeps its output and a 1-byte mask.
+        keeps a 16-bit copy of its input unless peft's input cast is skipped (the LoRA family on
+        hf: model_setup.skip_adapter_input_casts), and LoRA dropout keeps its output and a 1-byte mask.
     """
     s, c = spec.shape, spec.compute_bytes
     q, kv = s.num_heads * s.head_dim, s.num_kv_heads * s.head_dim
@@ -269,18 +268,21 @@ def activations(spec: RunSpec) -> Part:
     """Saved activations at the start of backward (plus the layer being recomputed, with checkpointing).
 
     With gradient checkpointing each layer keeps only its input (c x hidden per token) and the
-    backward pass recomputes one layer at a time; Unsloth's checkpointing offloads those inputs to
-    CPU RAM, so only the recomputed layer stays on the GPU. The embedding output and final norm
-    add two hidden-sized tensors.
+    backward pass recomputes one layer at a time; Unsloth's checkpointing and hf's
+    train.gradient_checkpointing=offload move those inputs to CPU RAM (engine/plan/checkpoint_offload.py),
+    so only the recomputed layer stays on the GPU. The embedding output and final norm add two
+    hidden-sized tensors.
     """
+    from engine.plan.checkpoint_offload import offloads_layer_inputs, on_device_layer_input_bytes
+
     s, t, c = spec.shape, spec.tokens, spec.compute_bytes
     per_layer = layer_activation_bytes(spec) * t
     layers = layers_with_saved_activations(spec)
     edges = (c + 4) * s.hidden_size * t
     if spec.gradient_checkpointing:
-        inputs = 0 if spec.backend == "unsloth" else layers * c * s.hidden_size * t
+        inputs = on_device_layer_input_bytes(spec, layers)
         gb = (inputs + per_layer + edges) / GB
-        how = (f"checkpointed: {layers} layer inputs" + (" offloaded to CPU" if spec.backend == "unsloth" else "")
+        how = (f"checkpointed: {layers} layer inputs" + (" offloaded to CPU" if offloads_layer_inputs(spec) else "")
                + " + 1 layer recomputed")
     else:
         gb = (layers * per_layer + edges) / GB
@@ -346,9 +348,11 @@ def framework_overhead(spec: RunSpec) -> Part:
     gb = dynamic * CUDA_ALLOCATOR_SLACK
     note = f"allocator slack {CUDA_ALLOCATOR_SLACK:.0%} of activations"
     if spec.base_format in ("nf4", "fp4", "int8"):
-        # bitsandbytes de-quantises one linear at a time into a compute-dtype buffer (forward and backward).
+        # bitsandbytes de-quantises one linear at a time into a compute-dtype buffer and frees it after the
+        # matmul: forward (bitsandbytes/backends/cuda/ops.py, dequant + F.linear for more than a few tokens) and
+        # backward (autograd/_functions.py MatMul4Bit.backward) never hold two, so one buffer of the largest linear.
         largest = max(i * o for _, i, o in spec.shape.linear_modules)
-        gb += 2 * largest * spec.compute_bytes / GB
-        note += " + de-quantisation buffers"
+        gb += largest * spec.compute_bytes / GB
+        note += " + de-quantisation buffer"
     context = CUDA_CONTEXT_GB if spec.device == "cuda" else MPS_CONTEXT_GB
     return Part("framework overhead", gb + context, f"{'CUDA' if spec.device == 'cuda' else 'Metal'} context {context} GB + {note}")

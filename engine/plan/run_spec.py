@@ -15,6 +15,7 @@ import importlib.util
 from dataclasses import dataclass, replace
 
 from engine.plan.shape import Linear, ModelShape
+from engine.train.activation_offload import offloads_on
 from engine.train.device import dtype_for
 from engine.train.methods import check_applies, facts_from_shape, get_method, resolved_load_in
 
@@ -48,6 +49,8 @@ class RunSpec:
     trains_base: bool = False  # the method updates the model's own weights (fp32 master weights)
     virtual_tokens: int = 0  # soft-prompt tokens in front of every sequence
     method_activation_bytes: int = 0  # per token and layer, saved by the method's own modules (bottleneck adapters)
+    offload_checkpoints: bool = False  # train.gradient_checkpointing=offload (engine/plan/checkpoint_offload.py)
+    adapter_input_casts: bool = True  # peft copies each adapter's input to fp32 (off: model_setup.skip_adapter_input_casts)
 
     @property
     def tokens(self) -> int:
@@ -123,9 +126,10 @@ def run_spec(cfg, device: str, shape: ModelShape, batch_size: int, gradient_chec
     method = get_method(cfg.method)
     check_applies(cfg, facts_from_shape(shape))  # what the trainer refuses before loading, the plan refuses too
     lora = "lora.target_modules" in method.options  # rank-r adapters beside linears: their activations are counted
+    compute = compute_dtype(cfg.quant.compute_dtype, device)
     return RunSpec(
         shape=shape, method=cfg.method, device=device, backend=backend,
-        compute_bytes=DTYPE_BYTES[compute_dtype(cfg.quant.compute_dtype, device)],
+        compute_bytes=DTYPE_BYTES[compute],
         base_format=base_format(cfg), double_quant=bool(cfg.quant.double_quant),
         lora_r=cfg.lora.r if lora else 0,
         lora_modules=tuple(shape.modules(cfg.lora.target_modules)) if lora else (),
@@ -139,4 +143,7 @@ def run_spec(cfg, device: str, shape: ModelShape, batch_size: int, gradient_chec
         stage=getattr(cfg, "stage", "sft"), sequences=STAGE_SEQUENCES.get(getattr(cfg, "stage", "sft"), 1),
         reference=reference_kind(cfg), trainable=method.trainable(shape, cfg), trains_base=method.trains_base,
         virtual_tokens=method.virtual_tokens(cfg), method_activation_bytes=method.activation_bytes(shape, cfg),
+        offload_checkpoints=offloads_on(cfg, device),
+        # the hf backend skips peft's input casts for these methods when the trainer autocasts (engine/train/backends/hf.py)
+        adapter_input_casts=not (method.autocast_inputs and compute in ("bf16", "fp16")),
     )

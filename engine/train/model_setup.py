@@ -127,16 +127,14 @@ def attach_trainable(model, cfg, gradient_checkpointing: bool, head: str = "caus
     """Freeze/wrap the model for its method (engine/train/methods/); returns the model to train."""
     from engine.train.methods import get_method
 
-    method = get_method(cfg.method)
-    ckpt_kwargs = {"use_reentrant": False}
-    if method.is_adapter and (getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False)):
-        from peft import prepare_model_for_kbit_training
+    from engine.train.activation_offload import enable_checkpointing
+    from engine.train.kbit_prep import is_kbit, prepare_kbit_base
 
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=gradient_checkpointing, gradient_checkpointing_kwargs=ckpt_kwargs
-        )
+    method = get_method(cfg.method)
+    if method.is_adapter and is_kbit(model):
+        model = prepare_kbit_base(model, cfg, gradient_checkpointing)  # no fp32 upcast of the frozen float weights
     elif gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=ckpt_kwargs)
+        enable_checkpointing(model, cfg)
         if method.is_adapter:
             model.enable_input_require_grads()
     return method.attach(model, cfg, head)

@@ -47,3 +47,12 @@ def test_editor_text_round_trip(qtbot):
 
         ed.set_text(format_value(info.default))
         assert ed.text() == format_value(info.default), info.key
+
+
+def test_gradient_checkpointing_offers_offload(qtbot, state):
+    form = ConfigForm(state)
+    qtbot.addWidget(form)
+    combo = form.editors["train.gradient_checkpointing"].widget
+    assert [combo.itemText(i) for i in range(combo.count())] == ["auto", "true", "false", "offload"]
+    combo.setCurrentText("offload")
+    assert state.resolved_config().train.gradient_checkpointing == "offload"

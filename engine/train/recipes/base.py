@@ -264,6 +264,10 @@ class BaseRecipe:
             self.sink.emit("warning", message=f"{self.data.truncated} record(s) truncated to max_len={cfg.sequence.max_len}, "
                            f"{self.data.dropped} dropped, {self.data.skipped} malformed skipped",
                            hint="raise max_len if answers are being cut; `engine data inspect` shows which")
+        from engine.train.activation_offload import offload_note
+
+        if note := offload_note(cfg, self.choice.device):  # offload asked for where it moves nothing
+            self.sink.emit("warning", message=note, hint="train.gradient_checkpointing=true says the same; offload pays off on a GPU")
         start = time.perf_counter()
         resume = str(self.resume_from) if self.resume_from else None
         self.stopper.install()
