@@ -23,6 +23,7 @@ from engine.formats.onnx_targets import TARGETS as ONNX_TARGETS
 from engine.config.option import opt
 from engine.train.methods import METHODS as METHOD_OBJECTS
 from engine.train.methods import method_names
+from engine.config.rl_settings import RlSettings
 from engine.config.stages import STAGES, DpoSettings, KtoSettings, OrpoSettings, RmSettings, SimpoSettings
 
 Auto = Literal["auto"]
@@ -293,6 +294,7 @@ class RunConfig:
     simpo: SimpoSettings = field(default_factory=SimpoSettings, metadata={"help": "stage=simpo only."})
     kto: KtoSettings = field(default_factory=KtoSettings, metadata={"help": "stage=kto only."})
     rm: RmSettings = field(default_factory=RmSettings, metadata={"help": "stage=rm only."})
+    rl: RlSettings = field(default_factory=RlSettings, metadata={"help": "stage=grpo and stage=rloo (online RL) only."})
 
 
 # Short names people type, on the command line and at the top of a YAML file.

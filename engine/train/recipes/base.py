@@ -419,6 +419,8 @@ def _free_memory() -> None:
 
 
 def _classify(e: BaseException, batch_size: int, cfg) -> tuple[str, str]:
+    if getattr(e, "kind", None) and getattr(e, "hint", None):  # an error that says what it is (a failed reward)
+        return e.kind, e.hint
     if _is_oom(e):
         return "oom", (f"Out of memory even at batch_size=1. Lower max_len (now {cfg.sequence.max_len}), use method=qlora, "
                        f"train.gradient_checkpointing=true and optim.optimizer=paged_adamw_8bit, or a smaller model.")
