@@ -123,7 +123,7 @@ def _coerce(value: Any, tp: Any) -> Any:
         if isinstance(value, str):
             value = _yaml_value(value) if value.strip().startswith("[") else [v for v in value.split(",") if v]
         if isinstance(value, (list, tuple)):
-            return [str(v) for v in value]
+            return [dict(v) if isinstance(v, dict) else str(v) for v in value]  # mappings: e.g. rl.rewards entries
         raise ValueError
     if tp is dict or origin is dict:
         if isinstance(value, str):

@@ -48,6 +48,8 @@ class RunSpec:
     trains_base: bool = False  # the method updates the model's own weights (fp32 master weights)
     virtual_tokens: int = 0  # soft-prompt tokens in front of every sequence
     method_activation_bytes: int = 0  # per token and layer, saved by the method's own modules (bottleneck adapters)
+    generations: int = 0  # online RL: answers sampled at once (their KV cache; engine/plan/rl_memory.py)
+    reward_params: int = 0  # online RL: parameters of the reward-model runs scoring the answers
 
     @property
     def tokens(self) -> int:
@@ -106,7 +108,11 @@ REFERENCE_STAGES = ("dpo", "kto")
 
 def reference_kind(cfg) -> str:
     """How the stage's reference log-probs are had: none, adapter-off, a frozen copy, or precomputed."""
+    from engine.plan.rl_memory import RL_STAGES, rl_reference
+
     stage = getattr(cfg, "stage", "sft")
+    if stage in RL_STAGES:
+        return rl_reference(cfg)
     if stage not in REFERENCE_STAGES:
         return "none"
     if getattr(getattr(cfg, stage), "precompute_ref", False):
@@ -139,4 +145,11 @@ def run_spec(cfg, device: str, shape: ModelShape, batch_size: int, gradient_chec
         stage=getattr(cfg, "stage", "sft"), sequences=STAGE_SEQUENCES.get(getattr(cfg, "stage", "sft"), 1),
         reference=reference_kind(cfg), trainable=method.trainable(shape, cfg), trains_base=method.trains_base,
         virtual_tokens=method.virtual_tokens(cfg), method_activation_bytes=method.activation_bytes(shape, cfg),
-    )
+    ).with_(**rl_fields(cfg, batch_size))
+
+
+def rl_fields(cfg, batch_size: int) -> dict:
+    """Online RL's sampling and reward models (engine/plan/rl_memory.py); empty for other stages."""
+    from engine.plan.rl_memory import rl_fields as fields
+
+    return fields(cfg, batch_size)

@@ -74,6 +74,9 @@ class RlRecipe(BaseRecipe):
     def samples_per_epoch(self) -> int:
         return len(self.data.train) * self.cfg.rl.num_generations  # sampled answers, each trained on
 
+    def tokens_counted(self) -> str:
+        return "no"  # TRL counts prompt + sampled tokens itself (tokens_per_s); the Trainer's count would warn
+
     def shares_prefix(self) -> bool:
         return False  # prompts are left-padded for sampling: no common opening to run once
 
