@@ -201,3 +201,11 @@ def test_planner_counts_sampling_and_reference(tiny_model_dir, rl_files, tmp_pat
     no_kl = plan_memory(rl_cfg(tiny_model_dir, data, tmp_path, "grpo", "rl.rewards=[length]", "method=full",
                                "rl.beta=0"), "cuda", 8.0)
     assert "reference model" not in no_kl.breakdown
+
+
+def test_rl_run_merges_like_sft(grpo_run, tmp_path):
+    from engine.train.merge import merge_run
+
+    out, *_ = grpo_run
+    merged = merge_run(out, tmp_path / "merged")
+    assert (merged / "config.json").is_file() and list(merged.glob("*.safetensors"))
