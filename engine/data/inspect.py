@@ -145,7 +145,8 @@ def render_pair(example, tokenizer, max_len: int) -> dict:
 def _over_max_len(report: InspectReport) -> str:
     """What max_len does to this data: raw text is split into windows, chats are truncated or dropped."""
     if report.kind == "prompt":
-        return f"{report.over_max_len} prompt(s) longer (the RL stages cut a prompt's start to fit)"
+        return (f"{report.over_max_len} prompt(s) longer; prompts are not cut, the RL stages sample each answer "
+                f"(up to rl.max_completion_len tokens, the tokens that carry loss) after the whole prompt")
     if report.kind == "text":
         return f"{report.split} record(s) longer, split into windows of {report.max_len} tokens (every token trained)"
     kept = max(0, report.over_max_len - report.dropped)

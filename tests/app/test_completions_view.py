@@ -32,3 +32,22 @@ def test_rl_section_shows_for_both_rl_stages(qtbot, state):
     for stage, shown in (("grpo", True), ("rloo", True), ("dpo", False)):
         state.set("stage", stage)
         assert form.sections["rl"].isVisibleTo(form) is shown
+
+
+def test_reward_picker_writes_rl_rewards(qtbot, state):
+    from app.reward_picker import RewardPicker
+
+    picker = RewardPicker(state)
+    qtbot.addWidget(picker)
+    state.set("stage", "sft")
+    assert picker.isHidden()
+    state.set("stage", "grpo")
+    assert not picker.isHidden()
+    picker.add_entry("length")
+    picker.add_entry("rm:runs/rm")
+    picker.add_entry("length")  # already there
+    assert state.get("rl.rewards") == "[length, 'rm:runs/rm']" and picker.list.count() == 2
+    picker.list.setCurrentRow(0)
+    picker.remove_selected()
+    assert picker.entries() == ["rm:runs/rm"]
+    assert "exact_answer" in [picker.builtin.itemText(i) for i in range(picker.builtin.count())]
