@@ -7,7 +7,8 @@ Same model (bundled SmolLM2-135M-Instruct), same prompts (assets/datasets/brief_
 LoRA (r=16, alpha=32, all linear layers, dropout 0), same batch (8 answers = 2 prompts x 4
 generations), the same length reward (target 8 words), beta 0.04, lr, fp32 on the CPU. "Plain" is
 TRL's documented recipe: `GRPOTrainer(model, reward_funcs=[fn], args=GRPOConfig(...),
-peft_config=LoraConfig(...))` on conversational prompts. edgetune runs assets/presets/cpu_grpo.yaml
+peft_config=LoraConfig(...))` on conversational prompts (on CPU-only torch with edgetune's stand-in for
+TRL's Triton-only fused LM head, as in dpo_throughput.py). edgetune runs assets/presets/cpu_grpo.yaml
 through its public entry point.
 
 Each variant runs in its own process (peak RSS is its own); rounds interleave the variants. Throughput
@@ -88,7 +89,11 @@ def run_plain(steps: int, completion_len: int) -> dict:
     from trl import GRPOConfig, GRPOTrainer
 
     from engine.models import resolve_model
+    from engine.train.trl_compat import patch_trl_for_cpu
 
+    # TRL 1.15's fused LM head needs Triton; on CPU-only torch the plain script gets edgetune's plain-torch
+    # stand-in, the smallest change that lets it run at all (as in benchmarks/dpo_throughput.py).
+    patch_trl_for_cpu()
     path = str(resolve_model("smollm2-135m-instruct").path)
     rows = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
     ds = Dataset.from_list([{"prompt": [{"role": "user", "content": r["prompt"]}]} for r in rows])
