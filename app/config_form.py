@@ -16,7 +16,7 @@ import dataclasses
 from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from app.field_editor import FieldEditor, short_label
-from app.stage_info import section_stage
+from app.stage_info import section_stages
 from engine.config import FIELDS, RunConfig
 
 
@@ -65,5 +65,5 @@ class ConfigForm(QScrollArea):
         """Show the chosen stage's own section, hide the other stages' sections."""
         stage = self.state.stage()
         for section, box in self.sections.items():
-            owner = section_stage(section)
-            box.setVisible(owner is None or owner == stage)
+            owners = section_stages(section)
+            box.setVisible(not owners or stage in owners)

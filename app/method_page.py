@@ -116,8 +116,12 @@ class MethodPage(QWidget):
         form.addWidget(self.stage, 0, 0, 1, 4)
         if self.stage.editor is not None:
             self.editors["stage"] = self.stage.editor
+        from app.reward_picker import RewardPicker
+
+        self.reward_picker = RewardPicker(state)  # shown only for stage=grpo/rloo
+        form.addWidget(self.reward_picker, form.rowCount(), 0, 1, 4)
         self.method_chooser = MethodChooser(state, settings, skip=tuple(k for k, _ in MAIN_KNOBS))
-        form.addWidget(self.method_chooser, 1, 0, 1, 4)
+        form.addWidget(self.method_chooser, form.rowCount(), 0, 1, 4)
         self.editors["method"] = self.method_chooser.editor
         self.gpu_chooser = GpuChooser(state)
         self.editors.update({"dist.num_processes": self.gpu_chooser.processes, "dist.strategy": self.gpu_chooser.strategy})
@@ -126,7 +130,7 @@ class MethodPage(QWidget):
             ed = FieldEditor(FIELDS[key]).bind(state)
             lab = QLabel(label + ":")
             lab.setToolTip(ed.toolTip())
-            row, col = 2 + i // 2, (i % 2) * 2
+            row, col = 3 + i // 2, (i % 2) * 2
             form.addWidget(lab, row, col)
             form.addWidget(ed, row, col + 1)
             self.editors[key] = ed

@@ -22,11 +22,13 @@ METRICS: dict[str, tuple[str, str]] = {
     "reward_rejected": ("reward of rejected", "#cf222e"),
     "kl": ("KL to the reference", "#bf8700"),
     "log_odds_ratio": ("log odds ratio", "#0969da"),
+    "reward": ("mean reward of the sampled answers", "#1a7f37"),
+    "reward_std": ("reward spread", "#8250df"),
 }
 FALLBACK_COLOURS = ("#57606a", "#e16f24", "#1b7c83", "#a475f9", "#d4a72c")
 
 # What the progress line shows, in this order, when the step carries it.
-SUMMARY = (("reward_accuracy", "acc"), ("accuracy", "acc"), ("reward_margin", "margin"), ("margin", "margin"),
+SUMMARY = (("reward", "reward"), ("reward_accuracy", "acc"), ("accuracy", "acc"), ("reward_margin", "margin"), ("margin", "margin"),
            ("kl", "kl"))
 
 

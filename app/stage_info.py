@@ -48,11 +48,21 @@ STAGES: dict[str, StageInfo] = {s.name: s for s in (
     StageInfo("rm", "Reward model",
               "Reward model: a scalar score head trained on preference pairs; scores answers or drives RL.",
               "preference pairs (prompt / chosen / rejected)", ("preference",)),
+    StageInfo("grpo", "GRPO (online RL)",
+              "GRPO: sample several answers per prompt, score them with rewards (rl.rewards: built-ins, a Python "
+              "function, a reward-model run) and favour those above their group's mean.",
+              "prompt-only records (prompt + any columns the rewards read)", ("prompt",)),
+    StageInfo("rloo", "RLOO (online RL)",
+              "RLOO: as GRPO, each answer's baseline the mean reward of the other answers to its prompt.",
+              "prompt-only records (prompt + any columns the rewards read)", ("prompt",)),
 )}
+
+# Config sections shared by several stages (one section, several owners)
+SHARED_SECTIONS = {"rl": ("grpo", "rloo")}
 
 # How the app names a data kind in a sentence.
 KIND_WORDS = {"chat": "chat / instruction data", "text": "raw text", "preference": "preference pairs",
-              "kto": "thumbs-up/down (KTO) records"}
+              "kto": "thumbs-up/down (KTO) records", "prompt": "prompt-only records (online RL)"}
 
 
 def engine_has_stages() -> bool:
@@ -75,9 +85,25 @@ def describe(stage: str) -> StageInfo:
     return StageInfo(stage, stage, help_text or f"The engine's '{stage}' stage.", "see `engine config --fields`", ())
 
 
+def section_stages(section: str) -> tuple:
+    """'rl' -> ('grpo', 'rloo'), 'dpo' -> ('dpo',): the stages a config section belongs to, () when every stage shares it."""
+    if section in SHARED_SECTIONS:
+        return SHARED_SECTIONS[section]
+    owner = section_stage(section)
+    return (owner,) if owner else ()
+
+
 def section_stage(section: str) -> str | None:
-    """'dpo' -> 'dpo': the stage a config section belongs to, None for sections every stage shares."""
+    """'dpo' -> 'dpo': the (first) stage a config section belongs to, None for sections every stage shares."""
+    if section in SHARED_SECTIONS:
+        return SHARED_SECTIONS[section][0]
     return section if section != "sft" and (section in STAGES or section in stage_names()) else None
+
+
+def key_applies(key: str, stage: str) -> bool:
+    """Whether config key `key` means something under `stage` (shared keys always do)."""
+    owners = section_stages(key.split(".", 1)[0]) if "." in key else ()
+    return not owners or stage in owners
 
 
 def stage_of_key(key: str) -> str | None:

@@ -152,9 +152,22 @@ class TrainPage(QWidget):
         self.metrics_plot.setVisible(True)
         return self.metrics_plot
 
+    def _completions_view(self):
+        """The sampled-answers table under the plots (online RL only), built when the first answers arrive."""
+        if getattr(self, "completions_view", None) is None:
+            from app.completions_view import CompletionsView
+
+            self.completions_view = CompletionsView()
+            self.plot_holder.parentWidget().insertWidget(1, self.completions_view)
+        self.completions_view.setVisible(True)
+        return self.completions_view
+
     def clear_plots(self) -> None:
         """Empty the curves for a new run or a replay; the metrics plot hides until metrics arrive again."""
         self.plot.clear()
+        if getattr(self, "completions_view", None) is not None:
+            self.completions_view.clear_rows()
+            self.completions_view.setVisible(False)
         self.stage = "sft"
         self.labels["stage"].setText("—")
         self._show_metrics_line(False)
@@ -291,6 +304,8 @@ class TrainPage(QWidget):
                 self.labels["memory"].setText(f"{mem:.2f} GB peak")
             if live:
                 self._update_eta(step, total, ev.get("time"))
+        elif t == "completions":
+            self._completions_view().add_event(ev)
         elif t == "eval":
             self.plot.add_eval(int(ev.get("step", 0)), ev.get("loss"))
             ppl = f", perplexity {ev['perplexity']:.2f}" if ev.get("perplexity") is not None else ""

@@ -23,7 +23,7 @@ from typing import Any, Optional
 import yaml
 from PySide6.QtCore import QObject, Signal
 
-from app.stage_info import section_stage, stage_of_key
+from app.stage_info import key_applies, section_stage
 from engine.config import FIELDS, get_value, load_config
 from engine.paths import ASSETS_DIR
 
@@ -139,7 +139,7 @@ class WizardState(QObject):
         """
         stage, base = self.stage(), self.defaults if self.without_preset() else self.base
         return [override_text(k, self.values[k]) for k in FIELDS
-                if self.values[k] != base[k] and stage_of_key(k) in (None, stage)]
+                if self.values[k] != base[k] and key_applies(k, stage)]
 
     def preset_args(self) -> list[str]:
         """[PRESET] as passed to the engine: none when there is none, or when it sets another stage's options."""

@@ -24,7 +24,7 @@ SCHEMA_VERSION = 1
 
 # type -> required fields (beyond v/type/time), with what they mean.
 SCHEMA: dict[str, dict[str, str]] = {
-    "run_started": {"run_dir": "run folder", "stage": "training stage (sft, dpo, orpo, simpo, kto, rm)",
+    "run_started": {"run_dir": "run folder", "stage": "training stage (sft, dpo, orpo, simpo, kto, rm, grpo, rloo)",
                     "config": "resolved config (nested dict)",
                     "backend": "training backend in use", "backend_reason": "why auto chose it",
                     "device": "cpu/cuda/mps", "dtype": "compute dtype", "trainable_params": "trainable parameter count",
@@ -44,8 +44,11 @@ SCHEMA: dict[str, dict[str, str]] = {
             "grad_accum": "new gradient accumulation"},
     "export_progress": {"target": "gguf/onnx", "stage": "what is happening", "fraction": "0..1"},
     "warning": {"message": "what to look at", "hint": "what to do about it"},
-    "error": {"kind": "oom/nan/data/config/model/disk/interrupted/internal/rank (a process of a multi-process "
-                      "run failed)", "message": "what went wrong",
+    # stage=grpo/rloo: a few sampled answers of the last generation batch, at every logging step
+    "completions": {"step": "optimizer step", "samples": "list of {prompt (last user turn), completion, "
+                    "rewards: {reward name: score}, advantage}"},
+    "error": {"kind": "oom/nan/data/config/model/disk/interrupted/reward/internal/rank (a process of a "
+                      "multi-process run failed)", "message": "what went wrong",
               "hint": "how to fix it"},
     # engine serve: the server is listening, a model finished loading, one request was answered, it stopped
     "serve_started": {"url": "base URL of the OpenAI API (ends in /v1)", "host": "bound address", "port": "bound port",
@@ -69,8 +72,12 @@ OPTIONAL: dict[str, dict[str, str]] = {
     "error": {"rank": "kind rank: the global rank of the process that failed"},
     "step": {"metrics": "the stage's own metrics, a dict of floats: dpo/orpo/simpo reward_chosen, reward_rejected, "
                         "reward_margin, reward_accuracy (orpo also log_odds_ratio); kto reward_chosen, "
-                        "reward_rejected, reward_margin, kl; rm accuracy, margin. Rewards are the implicit rewards "
-                        "of the trained answers on the batch (rm: the score head's).",
+                        "reward_rejected, reward_margin, kl; rm accuracy, margin; grpo/rloo reward (weighted sum, mean over the "
+                        "sampled answers), reward_std, reward_<name> and reward_<name>_std per reward, kl, "
+                        "completion_len (tokens), truncated (share cut at rl.max_completion_len), clip_ratio, "
+                        "entropy, flat_groups (share of prompts whose answers all scored alike). Rewards of the "
+                        "preference stages are the implicit rewards of the trained answers on the batch (rm: the "
+                        "score head's).",
              "rank_memory_gb": "N processes: each rank's peak memory so far (GB), in rank order"},
 }
 

@@ -133,6 +133,10 @@ def _printer(progress_bar: bool):
             extra = "".join(f"  {k} {v:.4g}" for k, v in (event.get("metrics") or {}).items())
             print(f"step {event['step']}/{event['total_steps']}  loss {event['loss']:.4f}  lr {event['lr']:.2e}  "
                   f"{event['tokens_per_s']:.0f} tok/s{extra}", file=sys.stderr)
+        elif t == "completions" and not progress_bar and event["samples"]:
+            first = event["samples"][-1]  # one sampled answer per logging step: what the policy is saying
+            scores = "  ".join(f"{k} {v:.3g}" for k, v in first["rewards"].items())
+            print(f"  sampled: {first['completion'].strip()[:160]!r}  [{scores}]", file=sys.stderr)
         elif t == "eval":
             print(f"eval @ step {event['step']}: loss {event['loss']:.4f}  ppl {event['perplexity']:.2f}", file=sys.stderr)
         elif t in ("warning", "error"):

@@ -123,7 +123,7 @@ def _coerce(value: Any, tp: Any) -> Any:
         if isinstance(value, str):
             value = _yaml_value(value) if value.strip().startswith("[") else [v for v in value.split(",") if v]
         if isinstance(value, (list, tuple)):
-            return [str(v) for v in value]
+            return [dict(v) if isinstance(v, dict) else str(v) for v in value]  # mappings: e.g. rl.rewards entries
         raise ValueError
     if tp is dict or origin is dict:
         if isinstance(value, str):
@@ -226,11 +226,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple = (
 
 def _check_stage_sections(flat: dict[str, Any], cfg: RunConfig) -> None:
     """A stage's own section (dpo.*, kto.*, ...) may only be set when that stage is chosen."""
-    from engine.config.stages import SECTION_STAGE
+    from engine.config.stages import section_stages
 
     for key in flat:
-        owner = SECTION_STAGE.get(key.split(".")[0])
-        if owner is not None and owner != cfg.stage:
+        owners = section_stages(key.split(".")[0])
+        if owners and cfg.stage not in owners:
+            owner = " or stage=".join(owners)
             raise ConfigError(f"{key} is an option of stage={owner}, but stage={cfg.stage}. Set stage={owner}, "
                               f"or remove {key}.")
 
@@ -249,11 +250,11 @@ def from_flat(flat: dict[str, Any]) -> RunConfig:
 
 def to_dict(cfg: RunConfig) -> dict:
     """The config as nested plain data (what config.yaml holds): other stages' sections are left out."""
-    from engine.config.stages import SECTION_STAGE
+    from engine.config.stages import SECTION_STAGE, section_stages
 
     data = dataclasses.asdict(cfg)
-    for section, stage in SECTION_STAGE.items():
-        if stage != cfg.stage:
+    for section in SECTION_STAGE:
+        if cfg.stage not in section_stages(section):
             data.pop(section, None)
     return data
 

@@ -174,6 +174,14 @@ def stage_settings_train(cfg) -> Optional[str]:
     return None
 
 
+@rule
+def rl_settings_train(cfg) -> Optional[str]:
+    """Online-RL sampling settings and rewards, checked before the model loads (engine/config/rl_settings.py)."""
+    from engine.config.rl_settings import rl_problem
+
+    return rl_problem(cfg)
+
+
 def check_combinations(cfg) -> None:
     """Raise ConfigError with the first broken rule's message."""
     for fn in RULES:

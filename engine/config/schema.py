@@ -24,6 +24,7 @@ from engine.config.option import opt
 from engine.train.methods import METHODS as METHOD_OBJECTS
 from engine.train.methods import method_names
 from engine.config.dist import DistSettings
+from engine.config.rl_settings import RlSettings
 from engine.config.stages import STAGES, DpoSettings, KtoSettings, OrpoSettings, RmSettings, SimpoSettings
 
 Auto = Literal["auto"]
@@ -299,6 +300,7 @@ class RunConfig:
     simpo: SimpoSettings = field(default_factory=SimpoSettings, metadata={"help": "stage=simpo only."})
     kto: KtoSettings = field(default_factory=KtoSettings, metadata={"help": "stage=kto only."})
     rm: RmSettings = field(default_factory=RmSettings, metadata={"help": "stage=rm only."})
+    rl: RlSettings = field(default_factory=RlSettings, metadata={"help": "stage=grpo and stage=rloo (online RL) only."})
     dist: DistSettings = field(default_factory=DistSettings, metadata={"help": "More than one process/GPU/node."})
 
 

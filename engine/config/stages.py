@@ -25,6 +25,11 @@ STAGES = {
            "(data: prompt/completion/label records, or preference pairs)",
     "rm": "reward model: a scalar score head trained to rank the chosen answer above the rejected one; scores "
           "answers (`engine score`) and drives online RL (data: preference pairs)",
+    "grpo": "GRPO online RL: sample rl.num_generations answers per prompt, score them with rl.rewards (functions, "
+            "built-ins or an rm run) and favour those above their group's mean, a KL term keeping the start model "
+            "near (data: prompts)",
+    "rloo": "RLOO online RL: as grpo, with each answer's baseline the mean reward of the other answers to its "
+            "prompt (data: prompts)",
 }
 
 
@@ -72,5 +77,11 @@ class RmSettings:
                                       "near 0 so rewards from different runs compare (0 = off; TRL: 0.01).")
 
 
-# section name -> the stage it belongs to
-SECTION_STAGE = {"dpo": "dpo", "orpo": "orpo", "simpo": "simpo", "kto": "kto", "rm": "rm"}
+# section name -> the stage(s) it belongs to
+SECTION_STAGE = {"dpo": "dpo", "orpo": "orpo", "simpo": "simpo", "kto": "kto", "rm": "rm", "rl": ("grpo", "rloo")}
+
+
+def section_stages(section: str) -> tuple:
+    """The stages a section belongs to (empty for a shared section such as optim)."""
+    owner = SECTION_STAGE.get(section)
+    return () if owner is None else (owner,) if isinstance(owner, str) else tuple(owner)

@@ -20,13 +20,14 @@ class RecordError(ValueError):
 class Example:
     """One training example in the engine's own shape."""
 
-    kind: str  # "chat" | "text" | "preference" | "kto"
+    kind: str  # "chat" | "text" | "preference" | "kto" | "prompt"
     messages: list = field(default_factory=list)  # chat; the prompt of preference and kto records
     text: str = ""
     chosen: str = ""
     rejected: str = ""
     completion: str = ""  # kto: the answer that was rated
     label: Optional[bool] = None  # kto: thumbs up (True) or down (False)
+    extra: dict = field(default_factory=dict)  # prompt: the record's other columns (answer, ...) for the rewards
 
 
 FORMATS: dict[str, "RecordFormat"] = {}
@@ -175,6 +176,34 @@ class KtoFormat(RecordFormat):
         return Example("kto", messages=_with_system(messages, system_prompt), completion=completion, label=label)
 
 
+@register
+class PromptFormat(RecordFormat):
+    """Prompt-only records for online RL: {"prompt": "..." or [messages], <any other columns>}.
+
+    The other columns (a reference `answer`, a test case, ...) travel with the prompt to the reward
+    functions as keyword arguments, as in TRL's GRPOTrainer.
+    """
+
+    name = "prompt"
+    fields = ("prompt",)
+    required = fields
+
+    def convert(self, rec, columns, system_prompt):
+        key = self.col(columns, "prompt")
+        prompt = rec.get(key)
+        if isinstance(prompt, list) and prompt:
+            messages = [_normalise_message(m) for m in prompt]
+        elif isinstance(prompt, str) and prompt.strip():
+            messages = [{"role": "user", "content": prompt}]
+        else:
+            raise RecordError(f"field '{key}' is missing or empty (no prompt)")
+        if messages[-1]["role"] == "assistant":
+            raise RecordError(f"field '{key}' ends with an assistant turn; a prompt for RL ends with the user's turn "
+                              f"(the policy writes the answer)")
+        extra = {k: v for k, v in rec.items() if k != key}
+        return Example("prompt", messages=_with_system(messages, system_prompt), extra=extra)
+
+
 ROLE_NAMES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant",
               "bot": "assistant", "system": "system", "tool": "tool"}
 
@@ -261,7 +290,7 @@ class TextFormat(RecordFormat):
 
 # Most specific first: a LLaMA-Factory preference record also has sharegpt's 'conversations' or
 # alpaca's 'instruction', a KTO record has a 'prompt', etc.
-DETECT_ORDER = ("preference", "kto", "messages", "sharegpt", "alpaca", "text")
+DETECT_ORDER = ("preference", "kto", "messages", "sharegpt", "alpaca", "text", "prompt")
 
 
 def detect_format(rec: object, columns: dict) -> Optional[str]:

@@ -78,6 +78,8 @@ def inspect_data(path: str, tokenizer, max_len: int = 1024, format: str = "auto"
     if problem:
         raise DataError(problem)
     loaded = load_examples(path, format, columns, system_prompt, on_error)
+    if loaded.kind == "prompt":
+        return _inspect_prompts(loaded, tokenizer, max_len, sample_index)
     # Lengths without truncation show how much max_len would cut.
     full = tokenise(loaded.examples, tokenizer, 10**9, loss_on)
     built = tokenise(loaded.examples, tokenizer, max_len, loss_on)
@@ -102,6 +104,25 @@ def inspect_data(path: str, tokenizer, max_len: int = 1024, format: str = "auto"
     return report
 
 
+def _inspect_prompts(loaded, tokenizer, max_len: int, sample_index: int) -> InspectReport:
+    """Prompt-only records (online RL): prompt lengths as rendered for sampling; nothing carries loss yet."""
+    from engine.data.prompts import prompt_ids
+
+    ids = [prompt_ids(tokenizer, ex.messages) for ex in loaded.examples]
+    lengths = [len(x) for x in ids]
+    sample_index = max(0, min(sample_index, len(ids) - 1))
+    extra = loaded.examples[sample_index].extra
+    report = InspectReport(
+        path=loaded.path, format=loaded.format, kind="prompt", records=len(ids), skipped=loaded.skipped,
+        lengths=lengths, over_max_len=sum(1 for n in lengths if n > max_len), truncated=0, dropped=0,
+        max_len=max_len, sample_index=sample_index, total_tokens=sum(lengths),
+    )
+    text = tokenizer.decode(ids[sample_index], skip_special_tokens=False)
+    columns = "".join(f"\n[column {k}: {v!r}]" for k, v in extra.items())
+    report.sample_segments = [(False, text + "<the policy samples its answer here>" + columns)]
+    return report
+
+
 def render_pair(example, tokenizer, max_len: int) -> dict:
     """A preference (or KTO) record as the trainer sees it: the prompt (masked) and each answer's trained
     tokens [[marked]] (the same ids engine/data/pairs.py gives the trainer)."""
@@ -123,6 +144,9 @@ def render_pair(example, tokenizer, max_len: int) -> dict:
 
 def _over_max_len(report: InspectReport) -> str:
     """What max_len does to this data: raw text is split into windows, chats are truncated or dropped."""
+    if report.kind == "prompt":
+        return (f"{report.over_max_len} prompt(s) longer; prompts are not cut, the RL stages sample each answer "
+                f"(up to rl.max_completion_len tokens, the tokens that carry loss) after the whole prompt")
     if report.kind == "text":
         return f"{report.split} record(s) longer, split into windows of {report.max_len} tokens (every token trained)"
     kept = max(0, report.over_max_len - report.dropped)

@@ -356,3 +356,6 @@ def framework_overhead(spec: RunSpec) -> Part:
         note += " + de-quantisation buffer"
     context = CUDA_CONTEXT_GB if spec.device == "cuda" else MPS_CONTEXT_GB
     return Part("framework overhead", gb + context, f"{'CUDA' if spec.device == 'cuda' else 'Metal'} context {context} GB + {note}")
+
+
+from engine.plan import rl_memory  # noqa: E402,F401  registers online RL's terms (sampling cache, reward models)

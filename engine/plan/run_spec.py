@@ -51,6 +51,8 @@ class RunSpec:
     method_activation_bytes: int = 0  # per token and layer, saved by the method's own modules (bottleneck adapters)
     offload_checkpoints: bool = False  # train.gradient_checkpointing=offload (engine/plan/checkpoint_offload.py)
     adapter_input_casts: bool = True  # peft copies each adapter's input to fp32 (off: model_setup.skip_adapter_input_casts)
+    generations: int = 0  # online RL: answers sampled at once (their KV cache; engine/plan/rl_memory.py)
+    reward_params: int = 0  # online RL: parameters of the reward-model runs scoring the answers
 
     @property
     def tokens(self) -> int:
@@ -109,7 +111,11 @@ REFERENCE_STAGES = ("dpo", "kto")
 
 def reference_kind(cfg) -> str:
     """How the stage's reference log-probs are had: none, adapter-off, a frozen copy, or precomputed."""
+    from engine.plan.rl_memory import RL_STAGES, rl_reference
+
     stage = getattr(cfg, "stage", "sft")
+    if stage in RL_STAGES:
+        return rl_reference(cfg)
     if stage not in REFERENCE_STAGES:
         return "none"
     if getattr(getattr(cfg, stage), "precompute_ref", False):
@@ -146,4 +152,11 @@ def run_spec(cfg, device: str, shape: ModelShape, batch_size: int, gradient_chec
         offload_checkpoints=offloads_on(cfg, device),
         # the hf backend skips peft's input casts for these methods when the trainer autocasts (engine/train/backends/hf.py)
         adapter_input_casts=not (method.autocast_inputs and compute in ("bf16", "fp16")),
-    )
+    ).with_(**rl_fields(cfg, batch_size))
+
+
+def rl_fields(cfg, batch_size: int) -> dict:
+    """Online RL's sampling and reward models (engine/plan/rl_memory.py); empty for other stages."""
+    from engine.plan.rl_memory import rl_fields as fields
+
+    return fields(cfg, batch_size)

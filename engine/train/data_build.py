@@ -45,6 +45,10 @@ def build_run_data(cfg, tokenizer) -> RunData:
     if not d.path:
         raise DataError("No training data: set data=<file> (e.g. data=assets/datasets/quillon_facts.jsonl).")
     loaded = load_examples(d.path, d.format, d.columns, d.system_prompt, d.on_error)
+    if loaded.kind == "prompt":
+        from engine.train.recipes.base import require_kind
+
+        require_kind(loaded, cfg.stage, ("chat", "text"), d.path)
     if loaded.kind in ("preference", "kto"):
         what = "preference pairs (prompt/chosen/rejected)" if loaded.kind == "preference" else "rated answers (prompt/completion/label)"
         raise DataError(f"{d.path} holds {what}; SFT needs instructions, chats or text. Train on it with "

@@ -18,7 +18,7 @@ def page(qtbot, stage_state, settings, fake_engine):
 
 def test_stage_combo_writes_stage_and_explains_it(qtbot, page, stage_state):
     combo = page.stage.combo
-    assert [combo.itemText(i) for i in range(combo.count())] == ["sft", "dpo", "orpo", "simpo", "kto", "rm"]
+    assert [combo.itemText(i) for i in range(combo.count())] == ["sft", "dpo", "orpo", "simpo", "kto", "rm", "grpo", "rloo"]
     assert combo.isEnabled() and page.editors["stage"] is page.stage.editor
     assert "stage" not in page.advanced.editors  # one widget per option
     assert "Supervised fine-tuning" in page.stage.explanation.text() and "alpaca" in page.stage.explanation.text()

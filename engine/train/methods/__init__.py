@@ -53,7 +53,7 @@ class Method:
     prefix_ok: bool = True  # a padded batch's common opening may run once (engine/train/shared_prefix.py)
     autocast_inputs: bool = False  # its peft layers may take autocast-dtype inputs (model_setup.skip_adapter_input_casts)
     options: tuple = field(default=())  # config keys it reads, for the app and the docs
-    stages: tuple = ("sft", "dpo", "orpo", "simpo", "kto", "rm")  # training stages it works under (tested)
+    stages: tuple = ("sft", "dpo", "orpo", "simpo", "kto", "rm", "grpo", "rloo")  # training stages it works under (tested)
     stage_note: str = ""  # why the other stages are refused
 
     # -- hooks -------------------------------------------------------------------------------

@@ -216,12 +216,15 @@ class BaseRecipe:
         self.early = EarlyStopping(self.cfg.train.early_stopping_patience)
         callbacks = [self.events_cb, self.nan_guard, self.stopper] + ([self.early] if has_eval else [])
         callbacks += self.method.callbacks(self.model, self.cfg)
-        trainer = atomic(self.trainer_class())(
-            model=self.model, args=args, train_dataset=self.data.train, eval_dataset=self.data.eval,
-            processing_class=self.tokenizer, callbacks=callbacks, run_dir=self.run_dir,
-            keep=self.cfg.train.keep_checkpoints, best=lambda: self.early.best_step,
-            optimizers=(method_optimizer(self.method, self.model, self.cfg, args), None), **self.trainer_kwargs(),
-        )
+        from engine.train.reference_adapter import no_reference_copy
+
+        with no_reference_copy(self.model):  # a stage with a reference uses the policy with its adapter disabled
+            trainer = atomic(self.trainer_class())(
+                model=self.model, args=args, train_dataset=self.data.train, eval_dataset=self.data.eval,
+                processing_class=self.tokenizer, callbacks=callbacks, run_dir=self.run_dir,
+                keep=self.cfg.train.keep_checkpoints, best=lambda: self.early.best_step,
+                optimizers=(method_optimizer(self.method, self.model, self.cfg, args), None), **self.trainer_kwargs(),
+            )
         trainer.remove_callback(PrinterCallback)  # our events replace its raw dict prints
         from engine.train.model_setup import keep_adapters_fp32
 
@@ -430,6 +433,8 @@ def _free_memory() -> None:
 
 
 def _classify(e: BaseException, batch_size: int, cfg) -> tuple[str, str]:
+    if getattr(e, "kind", None) and getattr(e, "hint", None):  # an error that says what it is (a failed reward)
+        return e.kind, e.hint
     if _is_oom(e):
         return "oom", (f"Out of memory even at batch_size=1. Lower max_len (now {cfg.sequence.max_len}), use method=qlora, "
                        f"train.gradient_checkpointing=true and optim.optimizer=paged_adamw_8bit, or a smaller model.")

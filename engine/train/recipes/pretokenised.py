@@ -18,13 +18,7 @@ IGNORE = -100
 def dpo_trainer() -> type:
     from trl import DPOTrainer
 
-    from engine.train.recipes.preference import no_reference_copy
-
     class PretokenisedDPOTrainer(DPOTrainer):
-        def __init__(self, model, *args, **kwargs):
-            with no_reference_copy(model):
-                super().__init__(model, *args, **kwargs)
-
         def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
             return dataset  # prompt_ids / chosen_ids / rejected_ids already
 
@@ -35,13 +29,7 @@ def dpo_trainer() -> type:
 def kto_trainer() -> type:
     from trl import KTOTrainer
 
-    from engine.train.recipes.preference import no_reference_copy
-
     class PretokenisedKTOTrainer(KTOTrainer):
-        def __init__(self, model, *args, **kwargs):
-            with no_reference_copy(model):
-                super().__init__(model, *args, **kwargs)
-
         def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
             # prompt_ids / completion_ids / label already; only TRL's KL pairing is added: each completion is
             # matched with another prompt of its batch, rotating by one (as KTOTrainer does itself).

@@ -1,0 +1,198 @@
+"""GRPO throughput: edgetune's `stage=grpo` vs the plain TRL GRPOTrainer + peft script a user would write.
+
+    python benchmarks/grpo_throughput.py                     # 3 rounds, 4 steps each, CPU
+    python benchmarks/grpo_throughput.py --runs 5 --steps 6 --completion-len 48
+
+Same model (bundled SmolLM2-135M-Instruct), same prompts (assets/datasets/brief_prompts.jsonl), same
+LoRA (r=16, alpha=32, all linear layers, dropout 0), same batch (8 answers = 2 prompts x 4
+generations), the same length reward (target 8 words), beta 0.04, lr, fp32 on the CPU. "Plain" is
+TRL's documented recipe: `GRPOTrainer(model, reward_funcs=[fn], args=GRPOConfig(...),
+peft_config=LoraConfig(...))` on conversational prompts (on CPU-only torch with edgetune's stand-in for
+TRL's Triton-only fused LM head, as in dpo_throughput.py). edgetune runs assets/presets/cpu_grpo.yaml
+through its public entry point.
+
+Each variant runs in its own process (peak RSS is its own); rounds interleave the variants. Throughput
+is sampled answers per second over the steps after the first (warm-up), timed by the same callback;
+the share of each step spent sampling and scoring (TRL's `_generate_and_score_completions`, wrapped the
+same way in both) says where the time goes: sampling vs learning. Printed: medians and ratios to plain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "assets" / "datasets" / "brief_prompts.jsonl"
+BATCH, GENERATIONS, LR, BETA, TARGET = 8, 4, 2e-4, 0.04, 8
+
+
+def StepTimer():
+    """A Trainer callback timing each optimizer step, the same for every variant."""
+    from transformers import TrainerCallback
+
+    class _StepTimer(TrainerCallback):
+        def __init__(self):
+            self.times = []
+
+        def on_step_begin(self, args, state, control, **kw):
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            self.times.append(time.perf_counter() - self.t0)
+
+    return _StepTimer()
+
+
+def time_sampling(trainer) -> list:
+    """Wrap the trainer's sample-and-score phase with a timer; returns the list it fills (seconds per call)."""
+    spent = []
+    inner = trainer._generate_and_score_completions
+
+    def timed(*args, **kwargs):
+        t0 = time.perf_counter()
+        out = inner(*args, **kwargs)
+        spent.append(time.perf_counter() - t0)
+        return out
+
+    trainer._generate_and_score_completions = timed
+    return spent
+
+
+def length_reward(completions, **kwargs):
+    """The built-in `length` reward written as a user would (1 at TARGET words)."""
+    out = []
+    for c in completions:
+        n = len(c[-1]["content"].split())
+        out.append(1.0 / (1.0 + abs(n - TARGET) / TARGET))
+    return out
+
+
+def summary(timer, sampling) -> dict:
+    steps = timer.times[1:]
+    return {"answers_per_s": BATCH * len(steps) / sum(steps), "steps": len(timer.times),
+            "sampling_share": sum(sampling[1:len(timer.times)]) / sum(steps)}
+
+
+def run_plain(steps: int, completion_len: int) -> dict:
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    from engine.models import resolve_model
+    from engine.train.trl_compat import patch_trl_for_cpu
+
+    # TRL 1.15's fused LM head needs Triton; on CPU-only torch the plain script gets edgetune's plain-torch
+    # stand-in, the smallest change that lets it run at all (as in benchmarks/dpo_throughput.py).
+    patch_trl_for_cpu()
+    path = str(resolve_model("smollm2-135m-instruct").path)
+    rows = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
+    ds = Dataset.from_list([{"prompt": [{"role": "user", "content": r["prompt"]}]} for r in rows])
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    timer = StepTimer()
+    args = GRPOConfig(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=BATCH, num_generations=GENERATIONS,
+                      max_completion_length=completion_len, learning_rate=LR, beta=BETA, max_steps=steps,
+                      logging_steps=1, report_to=[], save_strategy="no", use_cpu=True, bf16=False,
+                      disable_tqdm=True, seed=42)
+    lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+    trainer = GRPOTrainer(model=model, reward_funcs=[length_reward], args=args, train_dataset=ds,
+                          processing_class=tok, peft_config=lora, callbacks=[timer])
+    sampling = time_sampling(trainer)
+    trainer.train()
+    return summary(timer, sampling)
+
+
+def run_edgetune(steps: int, completion_len: int) -> dict:
+    from engine.config import load_config
+    from engine.events import EventSink
+    from engine.train.run import make_recipe
+
+    out = Path(tempfile.mkdtemp()) / "run"
+    cfg = load_config(REPO / "assets/presets/cpu_grpo.yaml",
+                      [f"output_dir={out}", f"max_steps={steps}", f"batch_size={BATCH}", f"lr={LR}",
+                       f"rl.beta={BETA}", f"rl.num_generations={GENERATIONS}", f"rl.max_completion_len={completion_len}",
+                       "train.save_steps=100000", "rl.log_completions=0"])
+    timer = StepTimer()
+    recipe = make_recipe(cfg, EventSink())
+    recipe.setup(None)
+    make_trainer = recipe._trainer
+
+    def timed_trainer(*args, **kwargs):
+        trainer = make_trainer(*args, **kwargs)
+        trainer.add_callback(timer)
+        timed_trainer.spent = time_sampling(trainer)
+        return trainer
+
+    recipe._trainer = timed_trainer
+    recipe.train()
+    return summary(timer, timed_trainer.spent)
+
+
+def child(variant: str, steps: int, completion_len: int) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    result = run_plain(steps, completion_len) if variant == "plain" else run_edgetune(steps, completion_len)
+    from engine.process_memory import peak_rss_bytes
+
+    result["peak_rss_gb"] = peak_rss_bytes() / 1e9
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def measure(variant: str, steps: int, completion_len: int) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", variant, "--steps", str(steps),
+                          "--completion-len", str(completion_len)], capture_output=True, text=True, cwd=REPO)
+    line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
+    if line is None:
+        raise SystemExit(f"{variant} failed:\n{out.stderr[-3000:]}")
+    return json.loads(line[7:])
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--completion-len", type=int, default=48)
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return child(args.child, args.steps, args.completion_len)
+    variants = ("plain", "edgetune")
+    results = {v: [] for v in variants}
+    print(f"CPU: {cpu_name()} ({os.cpu_count()} cores); SmolLM2-135M, LoRA r16, {BATCH} answers/step "
+          f"({GENERATIONS} per prompt), answers up to {args.completion_len} tokens, fp32")
+    for i in range(args.runs):
+        for v in variants:
+            r = measure(v, args.steps, args.completion_len)
+            results[v].append(r)
+            print(f"run {i + 1} {v:<10} {r['answers_per_s']:7.3f} answers/s  sampling {r['sampling_share']:.0%} of "
+                  f"the step  peak RSS {r['peak_rss_gb']:.2f} GB", flush=True)
+    med = {v: statistics.median(r["answers_per_s"] for r in rs) for v, rs in results.items()}
+    rss = {v: statistics.median(r["peak_rss_gb"] for r in rs) for v, rs in results.items()}
+    share = {v: statistics.median(r["sampling_share"] for r in rs) for v, rs in results.items()}
+    print("\nbaseline: plain TRL GRPOTrainer + peft_config (reference = adapter disabled)")
+    for v in variants:
+        print(f"{v:<10} median {med[v]:7.3f} answers/s  peak RSS {rss[v]:.2f} GB  sampling {share[v]:.0%}   ratio "
+              f"{med[v] / med['plain']:.2f}x answers/s, {rss[v] / rss['plain']:.2f}x RSS")
+
+
+if __name__ == "__main__":
+    main()
