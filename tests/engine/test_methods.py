@@ -242,3 +242,15 @@ def test_llama_cpp_adapter_export_only_for_lora_runs(method_runs):
         require_adapter_run(Path(method_runs["ia3"][0].output_dir))
     with pytest.raises(EdgetuneError, match=r"method=prompt is not.*soft prompt"):
         require_adapter_run(Path(method_runs["prompt"][0].output_dir))
+
+
+@pytest.mark.parametrize("name", ["ia3", "adalora", "adapter_parallel", "bitfit", "prompt", "prefix"])
+def test_method_families_train_under_grpo(name, tiny_model_dir, tiny_qwen_dir, tmp_path):
+    """Online RL samples with the method attached (soft prompts included) and its KL reference is the start model."""
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": p["prompt"]} for p in PAIRS])
+    cfg = make_cfg(model_for(name, tiny_model_dir, tiny_qwen_dir), prompts, tmp_path / "grpo", name, "stage=grpo",
+                   "max_steps=2", "batch_size=4", "rl.num_generations=2", "rl.max_completion_len=6", "rl.rewards=[length]")
+    result, events, _ = train(cfg)
+    assert result["status"] == "completed"
+    kls = [e["metrics"]["kl"] for e in events if e["type"] == "step" and "kl" in e.get("metrics", {})]
+    assert kls and all(k == k and k >= -1e-6 for k in kls)
