@@ -1,0 +1,36 @@
+"""Where trainable parameters go in a VLM: LoRA on the text decoder only, the vision side frozen.
+
+peft's target names ('q_proj', 'all-linear') would also match the vision tower's layers, so for
+a VLM the resolved targets become one regex over the decoder's module path.
+"""
+
+from __future__ import annotations
+
+import re
+
+
+def language_model_prefix(model) -> str | None:
+    """Module path of a VLM's text decoder ('model.text_model'); None for a text-only model."""
+    from engine.vision.families import family_of_model
+
+    family = family_of_model(model)
+    return family.language_model if family else None
+
+
+def scoped_targets(chosen, available: list[str], prefix: str | None):
+    """Targets limited to the decoder under `prefix` (unchanged for text models)."""
+    if prefix is None:
+        return chosen
+    names = available if chosen == "all-linear" else list(chosen)
+    return rf"^{re.escape(prefix)}\..*\.({'|'.join(re.escape(n) for n in names)})$"
+
+
+def quantisation_skips(model_dir) -> list[str]:
+    """Module names bitsandbytes must leave in 16-bit for a VLM (vision tower, projector, output head)."""
+    from engine.vision import is_vlm_folder, read_config
+    from engine.vision.families import family_for
+
+    if not is_vlm_folder(model_dir):
+        return []
+    family = family_for(read_config(model_dir))
+    return [m.split(".")[-1] for m in family.vision_modules + family.projector_modules] + ["lm_head"]
