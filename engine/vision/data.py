@@ -159,7 +159,7 @@ def check_image(path: str) -> tuple[int, int]:
 
     p = Path(path)
     if not p.is_file():
-        raise RecordError(f"image file '{p}' not found (paths are relative to the data file)")
+        raise RecordError(f"image file '{p}' not found")
     try:
         with Image.open(p) as img:
             width, height = img.size

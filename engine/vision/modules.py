@@ -33,4 +33,4 @@ def quantisation_skips(model_dir) -> list[str]:
     if not is_vlm_folder(model_dir):
         return []
     family = family_for(read_config(model_dir))
-    return [m.split(".")[-1] for m in family.vision_modules + family.projector_modules] + ["lm_head"]
+    return list(family.vision_modules + family.projector_modules) + ["lm_head"]
