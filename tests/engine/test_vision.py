@@ -154,3 +154,12 @@ def test_unsupported_vlm_family_is_named(tmp_path):
 
     with pytest.raises(ConfigError, match="model_type='mystery_vl'.*supported: idefics3"):
         family_for({"model_type": "mystery_vl", "vision_config": {}})
+
+
+def test_data_inspect_shows_images_and_their_tokens(tiny_vlm_dir, shapes_dir, capsys):
+    from engine.cli.main import main
+
+    assert main(["data", "inspect", str(shapes_dir / "train.jsonl"), "--model", str(tiny_vlm_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "16 image + text record(s), 16 image(s)" in out and "image sizes: smallest 32x32" in out
+    assert "image tokens: 4 per image" in out and "train.jsonl:1:" in out and "trained on: " in out
