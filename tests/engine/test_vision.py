@@ -163,3 +163,13 @@ def test_data_inspect_shows_images_and_their_tokens(tiny_vlm_dir, shapes_dir, ca
     out = capsys.readouterr().out
     assert "16 image + text record(s), 16 image(s)" in out and "image sizes: smallest 32x32" in out
     assert "image tokens: 4 per image" in out and "train.jsonl:1:" in out and "trained on: " in out
+
+
+def test_planner_counts_the_vision_tower():
+    from engine.plan.shape import vision_params
+
+    # SmolVLM-256M: SigLIP-B/16 at 512 px (12 x 768, 3072) + a 768*4^2 -> 576 pixel-shuffle projector: ~93M
+    smolvlm = {"model_type": "idefics3", "scale_factor": 4, "vision_config": {
+        "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "patch_size": 16, "image_size": 512}}
+    assert 90e6 < vision_params(smolvlm, 576) < 96e6
+    assert vision_params({"model_type": "gemma3", "vision_config": {"hidden_size": 1152}}, 2560) == 417_000_000
