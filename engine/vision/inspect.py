@@ -25,6 +25,8 @@ class VisionInspectReport:
     length_mean: float | None = None
     over_max_len: int = 0
     sample: dict = field(default_factory=dict)  # text, images [{path, width, height}], answer, image_tokens
+    kind: str = "chat"  # what the stage chooser asks: image conversations train with stage=sft
+    stages: list = field(default_factory=lambda: ["sft"])
 
     def to_dict(self) -> dict:
         return asdict(self)
