@@ -173,3 +173,18 @@ def test_planner_counts_the_vision_tower():
         "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "patch_size": 16, "image_size": 512}}
     assert 90e6 < vision_params(smolvlm, 576) < 96e6
     assert vision_params({"model_type": "gemma3", "vision_config": {"hidden_size": 1152}}, 2560) == 417_000_000
+
+
+def test_cli_chat_image_flag_and_slash_image(vlm_run, shapes_dir, capsys):
+    from engine.chat import ChatSession
+    from engine.cli.chat_cmd import _command
+    from engine.cli.main import main
+
+    run, _ = vlm_run
+    image = shapes_dir / "images" / "held_out-1.png"
+    assert main(["chat", str(run), "--image", str(image), "-m", "What shape is this?", "--temperature", "0",
+                 "--max-tokens", "3"]) == 0
+    s = ChatSession(str(run), temperature=0)
+    assert _command(f"/image {image}", [s]) and s.pending_images == [str(image.resolve())]
+    assert _command("/image nowhere.png", [s]) and len(s.pending_images) == 1
+    assert "image file" in capsys.readouterr().out

@@ -19,6 +19,7 @@ def merged_vlm(vlm_run):
     return run / "merged"
 
 
+@pytest.mark.slow
 def test_lm_and_mmproj_written_and_verified_by_llama_cpp(merged_vlm, tmp_path):
     import gguf
 
