@@ -24,5 +24,11 @@ def read_config(folder: str | Path) -> dict:
 
 
 def is_vlm_folder(folder: str | Path) -> bool:
-    """Whether the model folder holds a vision-language model (its config has a vision_config)."""
-    return "vision_config" in read_config(folder)
+    """Whether the folder holds a vision-language model of a family this package trains (families.py).
+
+    Other multimodal checkpoints (a Gemma 3 with its vision tower, ...) keep the text path they
+    had: trained, merged and exported as their language model, as before this package existed."""
+    from engine.vision.families import FAMILIES
+
+    config = read_config(folder)
+    return "vision_config" in config and config.get("model_type") in FAMILIES

@@ -172,8 +172,9 @@ def check_image(path: str) -> tuple[int, int]:
     return width, height
 
 
-def refuse_images_for_text_model(path: str, model: str) -> None:
-    """DataError when a text-only model is given image records (their images would be silently dropped)."""
+def refuse_images_for_text_model(path: str, model: str, model_dir=None) -> None:
+    """DataError when a text-only model (or a VLM of a family not trained here) is given image records:
+    their images would be silently dropped."""
     from engine.data.readers import read_records
 
     p = Path(path).expanduser()
@@ -181,6 +182,13 @@ def refuse_images_for_text_model(path: str, model: str) -> None:
         return
     for location, rec in read_records(p):
         if is_vision_record(rec):
+            from engine.vision import read_config
+
+            config = read_config(model_dir) if model_dir else {}
+            if "vision_config" in config:
+                from engine.vision.families import family_for
+
+                family_for(config)  # names the unsupported family and the supported ones
             raise DataError(f"{location}: this record has images, but model '{model}' reads text only. Train a "
                             f"vision-language model on it (e.g. a SmolVLM folder; python -m engine.vision.tiny_vlm builds a "
                             f"small one), or remove the images/image fields.")

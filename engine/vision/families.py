@@ -48,8 +48,8 @@ def family_for(config: dict) -> VisionFamily:
 
 
 def family_of_model(model) -> VisionFamily | None:
-    """The family of a loaded model, or None for a text-only model."""
+    """The family of a loaded model, or None for a text-only model (or a multimodal one of another family)."""
     config = model.config.to_dict() if hasattr(model, "config") else {}
     if "vision_config" not in config:
         return None
-    return family_for(config)
+    return FAMILIES.get(str(config.get("model_type", "")))

@@ -31,6 +31,6 @@ def quantisation_skips(model_dir) -> list[str]:
     from engine.vision.families import family_for
 
     if not is_vlm_folder(model_dir):
-        return []
+        return []  # text models, and multimodal checkpoints of other families: transformers' own default
     family = family_for(read_config(model_dir))
     return list(family.vision_modules + family.projector_modules) + ["lm_head"]

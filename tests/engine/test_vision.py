@@ -188,3 +188,13 @@ def test_cli_chat_image_flag_and_slash_image(vlm_run, shapes_dir, capsys):
     assert _command(f"/image {image}", [s]) and s.pending_images == [str(image.resolve())]
     assert _command("/image nowhere.png", [s]) and len(s.pending_images) == 1
     assert "image file" in capsys.readouterr().out
+
+
+def test_other_multimodal_checkpoints_keep_the_text_path(tmp_path):
+    from engine.vision import is_vlm_folder
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gemma3", "vision_config": {"hidden_size": 8},
+                                                      "text_config": {"hidden_size": 8}}))
+    assert not is_vlm_folder(tmp_path)  # trained, merged and exported as its language model, as before
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "idefics3", "vision_config": {}}))
+    assert is_vlm_folder(tmp_path)

@@ -25,10 +25,6 @@ class SftRecipe(BaseRecipe):
         from engine.vision import is_vlm_folder
 
         if is_vlm_folder(path):
-            from engine.vision.families import family_for
-            from engine.vision import read_config
-
-            family_for(read_config(path))  # an unsupported VLM is named before anything loads
             self.vision, self.head = True, "image-text-to-text"
         return path
 
@@ -40,7 +36,7 @@ class SftRecipe(BaseRecipe):
         from engine.train.data_build import build_run_data
         from engine.vision.data import refuse_images_for_text_model
 
-        refuse_images_for_text_model(self.cfg.data.path, self.cfg.model.name_or_path)
+        refuse_images_for_text_model(self.cfg.data.path, self.cfg.model.name_or_path, self.model_dir)
         return build_run_data(self.cfg, self.tokenizer)
 
     def trainer_kwargs(self) -> dict:
