@@ -34,3 +34,17 @@ def quantisation_skips(model_dir) -> list[str]:
         return []  # text models, and multimodal checkpoints of other families: transformers' own default
     family = family_for(read_config(model_dir))
     return list(family.vision_modules + family.projector_modules) + ["lm_head"]
+
+
+def projector_to_save(model, cfg) -> list[str] | None:
+    """peft modules_to_save for lora.train_projector=true (the projector trains in full, saved with the adapter)."""
+    if not getattr(cfg.lora, "train_projector", False):
+        return None
+    from engine.errors import ConfigError
+    from engine.vision.families import family_of_model
+
+    family = family_of_model(model)
+    if family is None:
+        raise ConfigError("lora.train_projector=true is for vision-language models (it trains the connector between "
+                          "the vision encoder and the LM); this model has none. Remove the option.")
+    return [m.split(".")[-1] for m in family.projector_modules]

@@ -198,3 +198,18 @@ def test_other_multimodal_checkpoints_keep_the_text_path(tmp_path):
     assert not is_vlm_folder(tmp_path)  # trained, merged and exported as its language model, as before
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "idefics3", "vision_config": {}}))
     assert is_vlm_folder(tmp_path)
+
+
+def test_train_projector_saves_the_connector_with_the_adapter(tiny_vlm_dir, shapes_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    from engine.config import load_config
+    from tests.engine.run_helpers import train
+
+    cfg = load_config(None, [f"model={tiny_vlm_dir}", f"data={shapes_dir / 'train.jsonl'}", f"output_dir={tmp_path / 'r'}",
+                             "method=lora", "batch_size=8", "max_len=64", "max_steps=1", "lora.train_projector=true",
+                             "train.backend=hf", "quant.compute_dtype=fp32"])
+    result, _, _ = train(cfg)
+    assert result["status"] == "completed"
+    keys = load_file(str(tmp_path / "r" / "adapter" / "adapter_model.safetensors"))
+    assert any("connector" in k for k in keys) and not any("vision_model" in k for k in keys)
