@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGridLayout,
 from app.data_probe import inspect_file
 from app.drop_zone import DropZone
 from app.field_editor import FieldEditor
+from app.image_strip import ImageStrip
 from app.masked_sample_view import MaskedSampleView
 from app.page_header import PageHeader
 from app.pair_view import PairView
@@ -106,6 +107,9 @@ class DataPage(RefreshWhenShown, QWidget):
         legend = QLabel(MaskedSampleView.legend)
         top.addWidget(legend, 1, Qt.AlignmentFlag.AlignRight)
         sl.addLayout(top)
+        self.images = ImageStrip()  # the sample's images, for image + text records
+        self.images.setVisible(False)
+        sl.addWidget(self.images)
         self.sample = MaskedSampleView()
         self.sample.setMinimumHeight(110)
         self.pair = PairView()
@@ -212,6 +216,9 @@ class DataPage(RefreshWhenShown, QWidget):
     def _show(self, probe: int, r) -> None:
         if probe != self._probe_id:
             return
+        if hasattr(r, "images") and hasattr(r, "image_tokens_per_image"):
+            return self._show_images(r)
+        self.images.setVisible(False)
         self.report = r
         st = r.stats()
         self.status.setText(f"{r.records} records ready from {Path(r.path).name}.")
@@ -231,6 +238,47 @@ class DataPage(RefreshWhenShown, QWidget):
         self.sample_index.setRange(1, max(1, r.records))
         self.sample_index.blockSignals(False)
         self._show_sample(r)
+        self.errors.clear()
+        for loc, why in r.skipped:
+            self.errors.addItem(f"{loc}: {why}")
+        self.errors.setVisible(bool(r.skipped))
+        self.state.set_data_report(r)
+
+    def _show_images(self, r) -> None:
+        """Image + text records (engine/vision/inspect.py): counts, sizes, the sample's thumbnails and text."""
+        self.report = r
+        self.status.setText(f"{r.records} image + text records ready from {Path(r.path).name}.")
+        self.status.setStyleSheet("color: #1a7f37;")
+        self.stats["format"].setText(f"images + conversations ({r.images} images, {r.smallest[0]}x{r.smallest[1]} to "
+                                     f"{r.largest[0]}x{r.largest[1]})")
+        skipped = f", {len(r.skipped)} bad skipped" if r.skipped else ""
+        self.stats["records"].setText(f"{r.records}{skipped}")
+        if r.image_tokens_per_image is None:
+            self.stats["lengths"].setText("choose a vision-language model to count image tokens")
+        else:
+            self.stats["lengths"].setText(f"max {r.length_max} · mean {r.length_mean:.0f} "
+                                          f"({r.image_tokens_per_image:.0f} tokens per image)")
+        self.stats["max_len"].setText(f"{r.over_max_len} of {r.records} (dropped: an image's tokens cannot be cut)")
+        self.stats["trained"].setText("the answers")
+        self.stats["stages"].setText(", ".join(r.stages))
+        self.histogram.plot([], 0)
+        s = r.sample
+        self.sample_index.blockSignals(True)
+        self.sample_index.setRange(1, max(1, r.records))
+        self.sample_index.blockSignals(False)
+        per_image = s.get("image_tokens", 0) // max(1, len(s["images"])) if "image_tokens" in s else None
+        self.images.show_images(s["images"], per_image)
+        text = s.get("text") or "\n".join(f"{m['role']}: " + "".join(p.get("text", "<image>") for p in m["content"])
+                                           for m in s["messages"])
+        trained = s.get("trained") or []
+        segments, rest = [], text
+        for answer in trained:  # the masked sample view takes (trained?, text) segments
+            head, found, rest = rest.partition(answer)
+            segments += [(False, head), (True, answer)] if found else [(False, head)]
+        segments.append((False, rest))
+        self.sample.show_segments([seg for seg in segments if seg[1]])
+        self.sample_stack.setCurrentWidget(self.sample)
+        self.sample_box.setTitle("A rendered sample with its images")
         self.errors.clear()
         for loc, why in r.skipped:
             self.errors.addItem(f"{loc}: {why}")

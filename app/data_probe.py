@@ -31,8 +31,12 @@ def tokenizer_for(model: str):
 
 def inspect_file(path: str, model: str, max_len: int, format: str = "auto", columns: str = "",
                  system_prompt: str = "", on_error: str = "abort", sample: int = 0):
-    """Run the engine's inspect_data on `path` with the page's settings; returns an InspectReport."""
+    """Run the engine's inspect_data on `path` with the page's settings; returns an InspectReport
+    (a VisionInspectReport for image + text records)."""
     from engine.data.inspect import inspect_data
+
+    if has_images(path):
+        return inspect_images(path, model, max_len, system_prompt, on_error, sample)
 
     try:
         cols = yaml.safe_load(columns) if columns.strip() else {}
@@ -56,3 +60,27 @@ def engine_stages_for_kind(kind: str) -> list:
     except ImportError:
         return []
     return list(stages_for_kind(kind))
+
+
+def has_images(path: str) -> bool:
+    """Whether the file's first record carries images (engine/vision/data.py)."""
+    from pathlib import Path
+
+    from engine.data.readers import read_records
+    from engine.vision.data import is_vision_record
+
+    if not Path(path).is_file():
+        return False
+    for _, rec in read_records(path):
+        return is_vision_record(rec)
+    return False
+
+
+def inspect_images(path: str, model: str, max_len: int, system_prompt: str = "", on_error: str = "abort", sample: int = 0):
+    """engine.vision.inspect for image + text records; image tokens are counted when `model` is a VLM."""
+    from engine.models import resolve_model
+    from engine.vision import is_vlm_folder
+    from engine.vision.inspect import inspect_vision
+
+    folder = resolve_model(model, purpose="tokenizer").path
+    return inspect_vision(path, folder if is_vlm_folder(folder) else None, max_len, system_prompt or None, on_error, sample)

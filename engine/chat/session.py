@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Iterator, Optional
 
 from engine.chat.backends import open_backend
@@ -25,6 +26,23 @@ class ChatSession:
         self.system = system
         self.history: list[dict] = []
         self.last_stats: dict = {}
+        self.pending_images: list[str] = []  # go with the next user message
+
+    def attach_image(self, path: str) -> None:
+        """Send the image at `path` with the next message (vision-language models only)."""
+        from engine.errors import EdgetuneError
+
+        if not getattr(self.backend, "accepts_images", False):
+            raise EdgetuneError(f"{self.label} reads text only, so it cannot take an image. Chat with a vision-language "
+                                f"model (a SmolVLM folder or a run trained from one).")
+        from engine.data.formats import RecordError
+        from engine.vision.data import check_image
+
+        try:
+            check_image(str(path))
+        except RecordError as e:
+            raise EdgetuneError(f"{e}.") from None
+        self.pending_images.append(str(Path(path).expanduser().resolve()))
 
     @property
     def label(self) -> str:
@@ -33,8 +51,11 @@ class ChatSession:
     def messages(self, user_text: Optional[str] = None) -> list[dict]:
         msgs = ([{"role": "system", "content": self.system}] if self.system else []) + list(self.history)
         if user_text is not None:
-            msgs.append({"role": "user", "content": user_text})
+            msgs.append(self._user(user_text))
         return msgs
+
+    def _user(self, text: str) -> dict:
+        return {"role": "user", "content": text, **({"images": list(self.pending_images)} if self.pending_images else {})}
 
     def prompt_ids(self, user_text: str) -> list[int]:
         """The token ids the model will see for the next turn (the same on every backend)."""
@@ -52,7 +73,8 @@ class ChatSession:
         tokens = getattr(self.backend, "last_count", 0)
         self.last_stats = {"seconds": seconds, "tokens": tokens, "prompt_tokens": len(ids),
                            "tokens_per_s": tokens / seconds if seconds > 0 else 0.0}
-        self.history += [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
+        self.history += [self._user(text), {"role": "assistant", "content": answer}]
+        self.pending_images = []
 
     def ask(self, text: str) -> str:
         """The whole answer at once."""
@@ -60,3 +82,4 @@ class ChatSession:
 
     def reset(self) -> None:
         self.history.clear()
+        self.pending_images = []

@@ -3,9 +3,10 @@
     engine chat runs/quickstart                       # adapter applied on its base
     engine chat runs/quickstart/exports/model-q8_0.gguf
     echo "Who makes the Quillon Q7?" | engine chat runs/quickstart --temperature 0
+    engine chat runs/shapes --image photo.png -m "What colour is the shape?"   # a vision-language model
     engine chat --compare smollm2-135m-instruct runs/quickstart runs/quickstart/exports/model-q8_0.gguf
 
-Interactive commands: /reset, /system TEXT, /params [key=value ...], /quit. End a line
+Interactive commands: /reset, /system TEXT, /params [key=value ...], /image PATH, /quit. End a line
 with a backslash to continue the message on the next line. With stdin a pipe, each
 line is one message and each answer is printed on its own line(s).
 """
@@ -16,7 +17,8 @@ import sys
 import textwrap
 import time
 
-HELP = "/reset  clear the history   /system TEXT  set the system prompt   /params [k=v ...]  show or set sampling   /quit"
+HELP = ("/reset  clear the history   /system TEXT  set the system prompt   /params [k=v ...]  show or set sampling   "
+        "/image PATH  send an image with the next message   /quit")
 
 
 def add_parser(sub) -> None:
@@ -34,6 +36,8 @@ def add_parser(sub) -> None:
     p.add_argument("--max-tokens", type=int, default=256, help="Longest answer in tokens.")
     p.add_argument("--seed", type=int, default=0, help="Sampling seed.")
     p.add_argument("--message", "-m", action="append", default=None, help="Send this message (repeatable) and exit.")
+    p.add_argument("--image", action="append", default=None, metavar="FILE",
+                   help="Send this image with the first message (repeatable; vision-language models only).")
     p.set_defaults(run=run)
 
 
@@ -55,6 +59,8 @@ def run(args) -> int:
     if not args.model:
         raise EdgetuneError("Which model? e.g. engine chat runs/quickstart (or smollm2-135m-instruct).")
     session = ChatSession(args.model, system=args.system, backend=args.backend, template=args.template, **_sampling(args))
+    for image in args.image or ():
+        session.attach_image(image)
     return _loop(lambda text: _answer(session, text), [session], args)
 
 
@@ -100,6 +106,15 @@ def _command(line: str, sessions) -> bool:
         except ValueError as e:
             print(f"(error: {e})")
         print("(" + ", ".join(f"{k}={v}" for k, v in sessions[0].params.as_dict().items()) + ")")
+    elif cmd == "/image":
+        from engine.errors import EdgetuneError
+
+        try:
+            for s in sessions:
+                s.attach_image(rest.strip())
+            print(f"(image {rest.strip()} goes with the next message)")
+        except EdgetuneError as e:
+            print(f"(error: {e})")
     elif cmd in ("/quit", "/exit"):
         raise EOFError
     else:

@@ -38,6 +38,8 @@ def run_inspect(args) -> int:
     from engine.data.inspect import format_report, inspect_data
     from engine.models.loading import load_tokenizer
 
+    if _has_images(args.file):  # image + text records: engine/vision/inspect.py
+        return _inspect_vision(args)
     # The same keys and checks as a run config, so a mapping that inspects fine also trains.
     overrides = [f"data.format={args.format}"] + ([f"data.columns={args.columns}"] if args.columns else [])
     cfg = load_config(None, overrides + ([f"model.chat_template={args.chat_template}"] if args.chat_template else []))
@@ -51,4 +53,29 @@ def run_inspect(args) -> int:
         print(json.dumps(report.to_dict(), indent=2))
     else:
         print(format_report(report, color=sys.stdout.isatty()))
+    return 0
+
+
+def _has_images(path: str) -> bool:
+    from pathlib import Path
+
+    from engine.data.readers import read_records
+    from engine.vision.data import is_vision_record
+
+    if not Path(path).is_file():
+        return False
+    for _, rec in read_records(path):
+        return is_vision_record(rec)
+    return False
+
+
+def _inspect_vision(args) -> int:
+    from engine.models import resolve_model
+    from engine.vision import is_vlm_folder
+    from engine.vision.inspect import format_vision_report, inspect_vision
+
+    folder = resolve_model(args.model, purpose="tokenizer").path
+    report = inspect_vision(args.file, folder if is_vlm_folder(folder) else None, args.max_len, args.system_prompt,
+                            args.on_error, args.sample)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else format_vision_report(report))
     return 0

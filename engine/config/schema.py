@@ -165,6 +165,11 @@ class LoraSettings:
         "LoRA+: train B with this many times A's learning rate (16 is the paper's choice; faster learning at the same "
         "cost). 0 = off (one learning rate). LoRA-family methods only.",
     )
+    train_projector: bool = opt(
+        False,
+        "Vision-language models: also train the projector (the connector that maps image features into the LM), "
+        "saved with the adapter. Off: LoRA on the LM only; the vision side stays frozen.",
+    )
 
 
 @dataclass

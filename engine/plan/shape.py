@@ -138,6 +138,20 @@ def _get(cfg: dict, *keys: str, default=None):
     return default
 
 
+def vision_params(config: dict, text_hidden: int) -> int:
+    """Frozen vision-side parameters of a multimodal config: the family's known tower size, else a
+    ViT estimate from its vision_config (blocks, patch/position embeddings, a linear projector)."""
+    outer_type = str(config.get("model_type", ""))
+    v = config.get("vision_config")
+    if outer_type in VISION_TOWER_PARAMS or not isinstance(v, dict) or not v.get("hidden_size"):
+        return VISION_TOWER_PARAMS.get(outer_type, 0)
+    h, n = int(v["hidden_size"]), int(v.get("num_hidden_layers", 0))
+    i = int(v.get("intermediate_size", 4 * h))
+    patch, size = int(v.get("patch_size", 14)), int(v.get("image_size", 224))
+    tower = n * (4 * h * h + 2 * h * i + 9 * h) + 3 * patch * patch * h + (size // patch) ** 2 * h
+    return tower + h * int(config.get("scale_factor", 1)) ** 2 * text_hidden
+
+
 def shape_from_config(config: dict, name: str, source: str = "config") -> ModelShape:
     """Parse a Hugging Face config.json dict (text_config of multimodal models too)."""
     outer_type = str(config.get("model_type", ""))
@@ -168,6 +182,6 @@ def shape_from_config(config: dict, name: str, source: str = "config") -> ModelS
         num_layers=int(layers), num_heads=nh, num_kv_heads=nkv, head_dim=d, tied_embeddings=tied,
         qkv_bias=model_type in QKV_BIAS or bool(text.get("attention_bias")),
         norms_per_layer=4 if model_type in FOUR_NORMS else 2,
-        extra_frozen_params=VISION_TOWER_PARAMS.get(outer_type, 0) if text is not config else 0,
+        extra_frozen_params=vision_params(config, int(h)) if text is not config else 0,
         checkpoint_bytes=DTYPE_BYTES.get(dtype.replace("torch.", ""), 2), source=source, linear_modules=tuple(linears),
     )

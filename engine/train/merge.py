@@ -64,6 +64,12 @@ def merge_adapter(run_dir: str | Path, out: Optional[str | Path] = None, dtype: 
         raise EdgetuneError(f"--dtype {dtype} is unknown; allowed values: {', '.join(DTYPES)}.")
     cfg = load_config(run_dir / "config.yaml")
     base_dir = resolve_model(cfg.model.name_or_path, cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code).path
+    from engine.vision import is_vlm_folder
+
+    if is_vlm_folder(base_dir):  # a vision-language model: verified on prompts with an image
+        from engine.vision.merge import merge_vlm_adapter
+
+        return merge_vlm_adapter(run_dir, adapter, base_dir, cfg, out, dtype)
     tokenizer = tokenizer_from_dir(adapter, cfg.model.chat_template)
     # Merge and verify in full precision whatever the output dtype: bf16 rounding would hide a
     # bad merge. Small models merge in fp64, so the check measures the merge, not fp32 summation

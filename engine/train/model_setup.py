@@ -18,14 +18,14 @@ from engine.train.device import DeviceChoice
 ATTENTION_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj", "c_attn", "query_key_value", "Wqkv", "out_proj", "dense")
 
 
-def linear_layer_names(model) -> list[str]:
-    """Leaf names of the linear layers LoRA can adapt (the output head excluded)."""
+def linear_layer_names(model, under: str | None = None) -> list[str]:
+    """Leaf names of the linear layers LoRA can adapt (the output head excluded; only below `under` when given)."""
     import torch.nn as nn
 
     names = set()
     head = model.get_output_embeddings()
     for full, module in model.named_modules():
-        if module is head:
+        if module is head or (under and not full.startswith(under + ".")):
             continue
         if isinstance(module, nn.Linear) or type(module).__name__ in ("Linear4bit", "Linear8bitLt"):
             names.add(full.split(".")[-1])
@@ -33,15 +33,18 @@ def linear_layer_names(model) -> list[str]:
 
 
 def resolve_targets(model, target: Any) -> Any:
-    """'all-linear', 'attention' or an explicit list, validated against the model."""
-    available = linear_layer_names(model)
+    """'all-linear', 'attention' or an explicit list, validated against the model (a VLM's text decoder only)."""
+    from engine.vision.modules import language_model_prefix, scoped_targets
+
+    prefix = language_model_prefix(model)
+    available = linear_layer_names(model, prefix)
     if target == "all-linear":
-        return "all-linear"
+        return scoped_targets("all-linear", available, prefix)
     if target == "attention":
         chosen = [n for n in available if n in ATTENTION_NAMES]
         if not chosen:
             raise ConfigError(f"lora.target_modules=attention found no attention projections; this model's linear layers are: {', '.join(available)}.")
-        return chosen
+        return scoped_targets(chosen, available, prefix)
     wanted = [target] if isinstance(target, str) else list(target)
     unknown = [n for n in wanted if n not in available]
     if unknown:
@@ -49,7 +52,7 @@ def resolve_targets(model, target: Any) -> Any:
             f"lora.target_modules has {unknown}, which this model does not have. Its linear layers are: "
             f"{', '.join(available)} (or use 'all-linear' / 'attention')."
         )
-    return wanted
+    return scoped_targets(wanted, available, prefix)
 
 
 def quantization_config(cfg, choice: DeviceChoice):
@@ -72,8 +75,10 @@ def quantization_config(cfg, choice: DeviceChoice):
     )
 
 
-# The model class a recipe's head needs: a causal LM, or a scalar-score head for reward models.
-HEADS = {"causal-lm": ("AutoModelForCausalLM", "CAUSAL_LM"), "sequence-classification": ("AutoModelForSequenceClassification", "SEQ_CLS")}
+# The model class a recipe's head needs: a causal LM, a scalar-score head for reward models, or a
+# vision-language model (engine/vision/: images in, text out; trained as a causal LM).
+HEADS = {"causal-lm": ("AutoModelForCausalLM", "CAUSAL_LM"), "sequence-classification": ("AutoModelForSequenceClassification", "SEQ_CLS"),
+         "image-text-to-text": ("AutoModelForImageTextToText", "CAUSAL_LM")}
 
 
 def load_base(cfg, model_dir, choice: DeviceChoice, head: str = "causal-lm", pad_token_id=None):
@@ -96,6 +101,9 @@ def load_base(cfg, model_dir, choice: DeviceChoice, head: str = "causal-lm", pad
     attn = attention_for(choice.device, choice.dtype_name if dtype != torch.float32 else "fp32")
     kwargs = dict(dtype=dtype, trust_remote_code=cfg.model.trust_remote_code, attn_implementation=attn)
     if bnb is not None:
+        from engine.vision.modules import quantisation_skips
+
+        bnb.llm_int8_skip_modules = quantisation_skips(model_dir) or None  # a VLM's vision side stays 16-bit
         kwargs["quantization_config"] = bnb
         from engine.train.ranks import local_rank
 

@@ -96,15 +96,28 @@ def run(args) -> int:
         out_dir = Path(args.out) if args.out else exports_dir_for(args.source)
         metadata = {k: info[k] for k in ("name", "finetune", "base_model") if k in info}
         from exporters.gguf.exporter import GgufExporter
+        from engine.vision import is_vlm_folder
 
-        exporter = GgufExporter(model_dir, out_dir, progress, metadata, args.pre_tokenizer, args.name)
-        result = exporter.export(quants, verify=not args.no_verify, modelfile=not args.no_modelfile,
-                                 max_kl=args.max_kl, min_top1=args.min_top1)
+        if is_vlm_folder(model_dir):  # a vision-language model: the text LM as usual + an mmproj GGUF
+            from exporters.gguf.vision_export import export_vlm
+
+            if args.adapter:
+                from engine.errors import EdgetuneError
+
+                raise EdgetuneError("--adapter is for text models; a vision-language run exports merged: drop --adapter.")
+            result = export_vlm(model_dir, out_dir, quants, progress, metadata, args.pre_tokenizer, args.name,
+                                verify=not args.no_verify, modelfile=not args.no_modelfile,
+                                max_kl=args.max_kl, min_top1=args.min_top1)
+        else:
+            exporter = GgufExporter(model_dir, out_dir, progress, metadata, args.pre_tokenizer, args.name)
+            result = exporter.export(quants, verify=not args.no_verify, modelfile=not args.no_modelfile,
+                                     max_kl=args.max_kl, min_top1=args.min_top1)
         if args.adapter:
             from exporters.gguf.adapter_export import export_run_adapter
 
             result.reports += export_run_adapter(Path(args.source), out_dir, exporter, verify=not args.no_verify)
-        exporter.close()
+        if not is_vlm_folder(model_dir):
+            exporter.close()
     except BaseException as e:
         if sink is not None:
             sink.emit("error", **_error_fields(e))

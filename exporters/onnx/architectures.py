@@ -46,6 +46,13 @@ def architecture_of(model_dir: Path) -> str:
 def check_architecture(model_dir: Path) -> str:
     """The architecture name, or EdgetuneError listing the supported ones."""
     arch = architecture_of(model_dir)
+    config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    if "vision_config" in config:
+        raise EdgetuneError(
+            f"ONNX export of vision-language models ({arch}, from {model_dir}) is not supported: edgetune builds ONNX "
+            f"graphs of text decoders only ({', '.join(ARCHITECTURES)}). Export it to GGUF instead, which writes the "
+            f"language model plus an mmproj file for llama.cpp: engine export gguf ..."
+        )
     if arch not in ARCHITECTURES:
         listed = ", ".join(f"{a} ({f})" for a, f in ARCHITECTURES.items())
         raise EdgetuneError(

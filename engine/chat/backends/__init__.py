@@ -32,6 +32,7 @@ def register_backend(name: str):
 
 def _load_all() -> None:
     from engine.chat.backends import gguf, hf, onnx  # noqa: F401  (registration)
+    from engine.vision import chat_backend  # noqa: F401  (vision-language models: text + images)
 
 
 def open_backend(ref: str, backend: str = "auto", **options):

@@ -16,8 +16,13 @@ class HfBackend:
         from engine.models.loading import tokenizer_from_dir
         from engine.train.model_setup import attach_trainable, load_base
 
-        tokenizer = tokenizer_from_dir(model_dir, cfg.model.chat_template, trust_remote_code=cfg.model.trust_remote_code)
-        base = load_base(cfg, model_dir, choice, head=head, pad_token_id=tokenizer.pad_token_id)
+        if head == "image-text-to-text":  # a VLM: its processor (images + tokenizer) is the processing class
+            from engine.vision.processor import load_processor
+
+            tokenizer = load_processor(model_dir, cfg.model.chat_template)
+        else:
+            tokenizer = tokenizer_from_dir(model_dir, cfg.model.chat_template, trust_remote_code=cfg.model.trust_remote_code)
+        base = load_base(cfg, model_dir, choice, head=head, pad_token_id=getattr(tokenizer, "pad_token_id", None))
         model = attach_trainable(base, cfg, gradient_checkpointing, head=head)
         from engine.train.methods import get_method
 

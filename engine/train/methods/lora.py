@@ -37,6 +37,12 @@ def save_initial_adapter(model, cfg) -> None:
     tmp.rename(out)
 
 
+def projector_to_save(model, cfg):
+    from engine.vision.modules import projector_to_save as for_vlm
+
+    return for_vlm(model, cfg)
+
+
 def lora_target_modules(model, cfg):
     from engine.train.model_setup import resolve_targets
 
@@ -65,6 +71,7 @@ class LoraMethod(Method):
             r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
             target_modules=lora_target_modules(model, cfg), use_rslora=cfg.lora.rslora, use_dora=self.dora,
             init_lora_weights=init, bias="none", task_type=HEADS[head][1],
+            modules_to_save=projector_to_save(model, cfg),
         )  # SEQ_CLS: peft trains and saves the score head with the adapter (modules_to_save)
         model = get_peft_model(model, lcfg)
         if cfg.lora.init != "gaussian":

@@ -18,11 +18,33 @@ class SftRecipe(BaseRecipe):
     """Supervised fine-tuning (chat/instruction) and continued pre-training (raw text)."""
 
     data_kinds = ("chat", "text")
+    vision = False  # a vision-language model (engine/vision/): image + text records, its processor batches them
+
+    def resolve_start_model(self):
+        path = super().resolve_start_model()
+        from engine.vision import is_vlm_folder
+
+        if is_vlm_folder(path):
+            self.vision, self.head = True, "image-text-to-text"
+        return path
 
     def build_data(self):
-        from engine.train.data_build import build_run_data
+        if self.vision:
+            from engine.vision.encode import build_vision_data
 
+            return build_vision_data(self.cfg, self.tokenizer)
+        from engine.train.data_build import build_run_data
+        from engine.vision.data import refuse_images_for_text_model
+
+        refuse_images_for_text_model(self.cfg.data.path, self.cfg.model.name_or_path, self.model_dir)
         return build_run_data(self.cfg, self.tokenizer)
+
+    def trainer_kwargs(self) -> dict:
+        if not self.vision:
+            return {}
+        from engine.vision.collate import VisionCollator
+
+        return {"data_collator": VisionCollator(self.tokenizer)}  # pixels per batch, labels on the answers only
 
     def trainer_class(self) -> type:
         from trl import SFTTrainer
@@ -37,6 +59,9 @@ class SftRecipe(BaseRecipe):
         from trl import SFTConfig
 
         seq = self.cfg.sequence
+        if self.vision:  # whole records in padded batches: a packed or cut record would split image tokens from pixels
+            return SFTConfig(**common, max_length=None, packing=False, padding_free=False,
+                             completion_only_loss=False, assistant_only_loss=False)
         return SFTConfig(
             **common,
             # records are already truncated; with packing, max_length is the bin size
@@ -45,7 +70,7 @@ class SftRecipe(BaseRecipe):
         )
 
     def shares_prefix(self) -> bool:
-        return not self._flatten_batches()  # a flattened batch has no common opening
+        return not self.vision and not self._flatten_batches()  # a flattened batch has no common opening
 
     def _flatten_batches(self) -> bool:
         """Padding-free batches (each micro-batch flattened into one sequence) where attention is varlen.

@@ -1,0 +1,105 @@
+"""The vision side of a VLM as llama.cpp's `mmproj` GGUF (its CLIP file: vision encoder + projector).
+
+    write_mmproj(merged_vlm_dir, Path("exports/mmproj-f16.gguf"))
+
+Written the way llama.cpp's convert_hf_to_gguf.py `--mmproj` writes it for the family
+(architecture "clip", `clip.projector_type`, the `clip.vision.*` hyper-parameters and the
+preprocessor's mean/std/size; tensor names from gguf-py's MMPROJ table), so llama.cpp's
+multimodal runtime (libmtmd, llama-mtmd-cli, llama-server --mmproj) loads it. Weights are F16
+(or F32); norms, biases and the patch/position embeddings stay F32 as llama.cpp keeps them.
+Written to a temp name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from engine.errors import EdgetuneError
+
+MMPROJ_TYPES = ("f16", "f32")
+
+
+def mmproj_file_name(qtype: str = "f16") -> str:
+    return f"mmproj-{qtype}.gguf"
+
+
+def _preprocessor(model_dir: Path) -> dict:
+    for name in ("preprocessor_config.json", "processor_config.json"):
+        path = model_dir / name
+        if path.is_file():
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return data.get("image_processor", data)
+    return {}
+
+
+def check_mmproj_supported(model_dir: Path):
+    """The VisionFamily, or EdgetuneError (before any work) when llama.cpp has no projector for it."""
+    from engine.vision import read_config
+    from engine.vision.families import family_for
+
+    family = family_for(read_config(model_dir))
+    if not family.llama_cpp_projector:
+        raise EdgetuneError(f"GGUF export of {family.name} vision-language models is not supported yet: llama.cpp has no "
+                            f"mmproj projector edgetune can write for it. Nothing was written.")
+    return family
+
+
+def write_mmproj(model_dir: Path, out: Path, qtype: str = "f16") -> Path:
+    """Write the mmproj GGUF of the VLM in `model_dir` to `out`; returns `out`."""
+    import gguf
+    import numpy as np
+    from safetensors import safe_open
+
+    from engine.vision import read_config
+
+    if qtype not in MMPROJ_TYPES:
+        raise EdgetuneError(f"mmproj type {qtype} is unknown; allowed: {', '.join(MMPROJ_TYPES)}.")
+    family = check_mmproj_supported(model_dir)
+    config = read_config(model_dir)
+    vision, text = config["vision_config"], config["text_config"]
+    pre = _preprocessor(model_dir)
+    n_blocks = int(vision["num_hidden_layers"])
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.MMPROJ, n_blocks)
+    tmp = out.with_name(f".{out.name}.partial")
+    writer = gguf.GGUFWriter(str(tmp), "clip")
+    writer.add_type(gguf.GGUFType.MMPROJ)
+    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if qtype == "f16" else gguf.LlamaFileType.ALL_F32)
+    writer.add_clip_has_vision_encoder(True)
+    writer.add_clip_projector_type(family.llama_cpp_projector)
+    writer.add_vision_projection_dim(int(text["hidden_size"]))
+    writer.add_vision_image_size(int(vision["image_size"]))
+    writer.add_vision_patch_size(int(vision["patch_size"]))
+    writer.add_vision_embedding_length(int(vision["hidden_size"]))
+    writer.add_vision_feed_forward_length(int(vision["intermediate_size"]))
+    writer.add_vision_block_count(n_blocks)
+    writer.add_vision_head_count(int(vision["num_attention_heads"]))
+    writer.add_vision_image_mean([float(x) for x in pre.get("image_mean", [0.5, 0.5, 0.5])])
+    writer.add_vision_image_std([float(x) for x in pre.get("image_std", [0.5, 0.5, 0.5])])
+    writer.add_vision_attention_layernorm_eps(float(vision.get("layer_norm_eps", 1e-5)))
+    writer.add_vision_projector_scale_factor(int(config.get("scale_factor", 2)))
+    writer.add_vision_use_gelu(True)
+    writer.add_vision_preproc_image_size(int((pre.get("size") or {}).get("longest_edge", vision["image_size"])))
+    prefixes = family.vision_modules + family.projector_modules
+    written = 0
+    for shard in sorted(model_dir.glob("*.safetensors")):
+        with safe_open(str(shard), framework="pt") as f:
+            for key in f.keys():
+                if not key.startswith(tuple(p + "." for p in prefixes)):
+                    continue
+                name = names.get_name(key, try_suffixes=(".weight", ".bias"))
+                if name is None:
+                    raise EdgetuneError(f"mmproj: no llama.cpp name for tensor {key} of {model_dir}; this checkpoint's "
+                                        f"vision side differs from the {family.name} layout edgetune knows.")
+                t = f.get_tensor(key).float().numpy()
+                keep_f32 = qtype == "f32" or t.ndim == 1 or ".embeddings." in key
+                writer.add_tensor(name, t.astype(np.float32 if keep_f32 else np.float16))
+                written += 1
+    if not written:
+        raise EdgetuneError(f"mmproj: {model_dir} holds no vision tensors under {', '.join(prefixes)}.")
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    tmp.rename(out)
+    return out

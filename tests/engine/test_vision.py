@@ -1,0 +1,215 @@
+"""Vision-language models: data layouts and their errors, masking, LoRA on the text decoder only,
+merge, chat with images (a tiny random Idefics3 built in-process; no downloads)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.errors import DataError, EdgetuneError
+from tests.conftest import write_jsonl
+from tests.engine.vision_fixtures import *  # noqa: F401,F403  (session fixtures)
+
+
+def _png(path: Path, size=(20, 20), colour=(255, 0, 0)) -> str:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path)
+    return path.name
+
+
+PARTS = {"messages": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What colour?"}]},
+                      {"role": "assistant", "content": "red"}], "images": ["a.png"]}
+SHAREGPT = {"conversations": [{"from": "human", "value": "<image>What colour?"}, {"from": "gpt", "value": "red"}],
+            "images": ["a.png"]}
+ROLE_CONTENT = {"messages": [{"role": "user", "content": "<image>What colour?"}, {"role": "assistant", "content": "red"}],
+                "image": "a.png"}
+
+
+def test_layouts_read_to_the_same_example(tmp_path):
+    from engine.vision.data import load_vision_examples
+
+    _png(tmp_path / "a.png")
+    loaded = load_vision_examples(str(write_jsonl(tmp_path / "d.jsonl", [PARTS, SHAREGPT, ROLE_CONTENT])))
+    first = loaded.examples[0]
+    assert first.messages[0]["content"] == [{"type": "image"}, {"type": "text", "text": "What colour?"}]
+    assert first.images == [str((tmp_path / "a.png").resolve())] and first.sizes == [(20, 20)]
+    for other in loaded.examples[1:]:
+        assert other.messages == first.messages and other.images == first.images
+
+
+@pytest.mark.parametrize("record, image, expected", [
+    ({**SHAREGPT, "images": ["missing.png"]}, None, "image file '.*missing.png' not found"),
+    ({**SHAREGPT, "images": ["a.png", "a.png"]}, "a.png", "1 image placeholder.*2 image"),
+    ({**SHAREGPT, "images": ["bad.png"]}, "bad.png", "image .*bad.png. cannot be read"),
+    ({**SHAREGPT, "images": ["huge.png"]}, "huge.png", "image .*huge.png. is 9000x4; the largest side allowed is 8192"),
+])
+def test_bad_images_name_file_and_line(tmp_path, record, image, expected):
+    from engine.vision.data import load_vision_examples
+
+    _png(tmp_path / "a.png")
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    _png(tmp_path / "huge.png", size=(9000, 4))
+    data = write_jsonl(tmp_path / "d.jsonl", [SHAREGPT, record])
+    with pytest.raises(DataError, match=f"d.jsonl:2: {expected}"):
+        load_vision_examples(str(data))
+    skipped = load_vision_examples(str(data), on_error="skip")
+    assert len(skipped.examples) == 1 and skipped.skipped[0][0].endswith("d.jsonl:2")
+
+
+def test_answer_tokens_alone_carry_loss(tiny_vlm_dir, tmp_path):
+    from engine.vision.collate import IGNORE, VisionCollator
+    from engine.vision.data import load_vision_examples
+    from engine.vision.encode import VisionEncoder
+    from engine.vision.processor import load_processor
+
+    _png(tmp_path / "a.png")
+    two_turns = {"messages": [*PARTS["messages"], {"role": "user", "content": "And the shape?"},
+                              {"role": "assistant", "content": "square"}], "images": ["a.png"]}
+    examples = load_vision_examples(str(write_jsonl(tmp_path / "d.jsonl", [PARTS, two_turns]))).examples
+    processor = load_processor(tiny_vlm_dir)
+    rows = VisionEncoder(processor, max_len=128).encode_all(examples).rows
+    assert rows[0]["image_tokens"] == 4  # (32/8)^2 patches, pixel shuffle 2x2
+    batch = VisionCollator(processor)(rows)
+    assert batch["pixel_values"].shape[:2] == (2, 1)
+    tok = processor.tokenizer
+    for i, answers in enumerate(["red<|im_end|>\n", "red<|im_end|>\nsquare<|im_end|>\n"]):
+        kept = batch["labels"][i][batch["labels"][i] != IGNORE]
+        assert tok.decode(kept) == answers
+    assert (batch["labels"][0][batch["attention_mask"][0] == 0] == IGNORE).all()
+    too_short = VisionEncoder(processor, max_len=10).encode_all(examples)
+    assert too_short.dropped == 2 and not too_short.rows
+
+
+def test_training_changes_only_the_text_decoder_adapter(vlm_run, tiny_vlm_dir):
+    from safetensors.torch import load_file
+
+    run, events = vlm_run
+    tensors = load_file(str(run / "adapter" / "adapter_model.safetensors"))
+    assert tensors and all(".text_model." in k and "lora_" in k for k in tensors)
+    assert any(t.abs().max() > 0 for k, t in tensors.items() if "lora_B" in k)  # B starts at 0: it trained
+    config = json.loads((run / "adapter" / "adapter_config.json").read_text())
+    assert config["target_modules"].startswith("^model\\.text_model\\.")
+    assert (run / "adapter" / "processor_config.json").is_file()  # the image processor travels with the run
+    losses = [e["loss"] for e in events if e["type"] == "step"]
+    assert len(losses) == 4 and all(l == l for l in losses)
+
+
+def test_merge_equals_adapter_and_chat_takes_images(vlm_run, shapes_dir):
+    from engine.chat import ChatSession
+    from engine.train.merge import merge_adapter
+
+    run, _ = vlm_run
+    report = merge_adapter(run)
+    assert report.max_abs_diff <= 1e-4 and report.base_diff > 0
+    assert (report.out / "processor_config.json").is_file() and (report.out / "model.safetensors").is_file()
+    image = shapes_dir / "images" / "held_out-0.png"
+    answers = []
+    for ref in (run / "merged", run):  # the merged folder, and the run (adapter on its base)
+        s = ChatSession(str(ref), temperature=0, max_tokens=6, repeat_penalty=1.0)
+        assert s.backend.name == "vlm"
+        s.attach_image(str(image))
+        ids = s.prompt_ids("What colour is the shape?")
+        assert ids.count(s.backend.processor.image_token_id) == 4
+        answers.append(s.ask("What colour is the shape?"))
+        assert s.history[0]["images"] == [str(image.resolve())] and not s.pending_images
+    assert answers[0] == answers[1]
+
+
+def test_text_models_refuse_images(tiny_model_dir, shapes_dir, tmp_path):
+    from engine.chat import ChatSession
+    from engine.config import load_config
+    from tests.engine.run_helpers import train
+
+    s = ChatSession(str(tiny_model_dir), temperature=0)
+    with pytest.raises(EdgetuneError, match="reads text only"):
+        s.attach_image(str(shapes_dir / "images" / "held_out-0.png"))
+    cfg = load_config(None, [f"model={tiny_model_dir}", f"data={shapes_dir / 'train.jsonl'}", f"output_dir={tmp_path / 'r'}",
+                             "method=lora", "max_steps=1", "train.backend=hf"])
+    with pytest.raises(DataError, match="train.jsonl:1: this record has images, but model .* reads text only"):
+        train(cfg)
+
+
+def test_qlora_keeps_the_vision_side_16_bit(tiny_vlm_dir):
+    import torch.nn as nn
+
+    from engine.config import load_config
+    from engine.train.device import choose_device
+    from engine.train.model_setup import load_base
+
+    cfg = load_config(None, [f"model={tiny_vlm_dir}", "method=qlora"])
+    model = load_base(cfg, tiny_vlm_dir, choose_device("fp32"), head="image-text-to-text")
+    kinds = {name: type(m).__name__ for name, m in model.named_modules()}
+    assert kinds["model.text_model.layers.0.self_attn.q_proj"] == "Linear4bit"
+    assert kinds["model.vision_model.encoder.layers.0.self_attn.q_proj"] == "Linear"
+    assert isinstance(model.model.connector.modality_projection.proj, nn.Linear)
+
+
+def test_unsupported_vlm_family_is_named(tmp_path):
+    from engine.errors import ConfigError
+    from engine.vision.families import family_for
+
+    with pytest.raises(ConfigError, match="model_type='mystery_vl'.*supported: idefics3"):
+        family_for({"model_type": "mystery_vl", "vision_config": {}})
+
+
+def test_data_inspect_shows_images_and_their_tokens(tiny_vlm_dir, shapes_dir, capsys):
+    from engine.cli.main import main
+
+    assert main(["data", "inspect", str(shapes_dir / "train.jsonl"), "--model", str(tiny_vlm_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "16 image + text record(s), 16 image(s)" in out and "image sizes: smallest 32x32" in out
+    assert "image tokens: 4 per image" in out and "train.jsonl:1:" in out and "trained on: " in out
+
+
+def test_planner_counts_the_vision_tower():
+    from engine.plan.shape import vision_params
+
+    # SmolVLM-256M: SigLIP-B/16 at 512 px (12 x 768, 3072) + a 768*4^2 -> 576 pixel-shuffle projector: ~93M
+    smolvlm = {"model_type": "idefics3", "scale_factor": 4, "vision_config": {
+        "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "patch_size": 16, "image_size": 512}}
+    assert 90e6 < vision_params(smolvlm, 576) < 96e6
+    assert vision_params({"model_type": "gemma3", "vision_config": {"hidden_size": 1152}}, 2560) == 417_000_000
+
+
+def test_cli_chat_image_flag_and_slash_image(vlm_run, shapes_dir, capsys):
+    from engine.chat import ChatSession
+    from engine.cli.chat_cmd import _command
+    from engine.cli.main import main
+
+    run, _ = vlm_run
+    image = shapes_dir / "images" / "held_out-1.png"
+    assert main(["chat", str(run), "--image", str(image), "-m", "What shape is this?", "--temperature", "0",
+                 "--max-tokens", "3"]) == 0
+    s = ChatSession(str(run), temperature=0)
+    assert _command(f"/image {image}", [s]) and s.pending_images == [str(image.resolve())]
+    assert _command("/image nowhere.png", [s]) and len(s.pending_images) == 1
+    assert "image file" in capsys.readouterr().out
+
+
+def test_other_multimodal_checkpoints_keep_the_text_path(tmp_path):
+    from engine.vision import is_vlm_folder
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gemma3", "vision_config": {"hidden_size": 8},
+                                                      "text_config": {"hidden_size": 8}}))
+    assert not is_vlm_folder(tmp_path)  # trained, merged and exported as its language model, as before
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "idefics3", "vision_config": {}}))
+    assert is_vlm_folder(tmp_path)
+
+
+def test_train_projector_saves_the_connector_with_the_adapter(tiny_vlm_dir, shapes_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    from engine.config import load_config
+    from tests.engine.run_helpers import train
+
+    cfg = load_config(None, [f"model={tiny_vlm_dir}", f"data={shapes_dir / 'train.jsonl'}", f"output_dir={tmp_path / 'r'}",
+                             "method=lora", "batch_size=8", "max_len=64", "max_steps=1", "lora.train_projector=true",
+                             "train.backend=hf", "quant.compute_dtype=fp32"])
+    result, _, _ = train(cfg)
+    assert result["status"] == "completed"
+    keys = load_file(str(tmp_path / "r" / "adapter" / "adapter_model.safetensors"))
+    assert any("connector" in k for k in keys) and not any("vision_model" in k for k in keys)
