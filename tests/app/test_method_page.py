@@ -58,14 +58,14 @@ def test_this_machine_plan_shows_breakdown_and_verdict(qtbot, page, state):
 
 def test_plan_for_a_catalog_gpu_and_bad_settings(qtbot, page, state, settings):
     page.select_preset(str(PRESETS_DIR / "gpu_8b_qlora.yaml"))
-    page.target.setCurrentIndex(page.target.findText("NVIDIA GeForce RTX 4060 (8 GB)"))
-    assert page.plan_args()[-2:] == ["--gpu", "NVIDIA GeForce RTX 4060"]
+    page.target.setCurrentIndex(page.target.findText("NVIDIA GeForce RTX 2060 (6 GB)"))
+    assert page.plan_args()[-2:] == ["--gpu", "NVIDIA GeForce RTX 2060"]
     plan = wait_plan(qtbot, page)
-    assert plan["target"] == "NVIDIA GeForce RTX 4060" and plan["memory_gb"] == 8
+    assert plan["target"] == "NVIDIA GeForce RTX 2060" and plan["memory_gb"] == 6
     assert plan["verdict"] == "does not fit" and page.plan_view.verdict.text().startswith("Does not fit")
-    assert "Planning for <b>NVIDIA GeForce RTX 4060</b>" in page.device_label.text()
+    assert "Planning for <b>NVIDIA GeForce RTX 2060</b>" in page.device_label.text()
     assert "•" in page.plan_view.detail.text() and "→ set " in page.plan_view.detail.text()  # advice, with its steps
-    assert settings.value("plan/target") == "NVIDIA GeForce RTX 4060 (8 GB)"  # remembered for next time
+    assert settings.value("plan/target") == "NVIDIA GeForce RTX 2060 (6 GB)"  # remembered for next time
     page.editors["method"].widget.setCurrentText("full")
     page.advanced.editors["quant.load_in"].widget.setCurrentText("4bit")
     page.replan()
