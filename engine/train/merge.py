@@ -81,19 +81,7 @@ def merge_adapter(run_dir: str | Path, out: Optional[str | Path] = None, dtype: 
     model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=work_dtype)
     model = load_adapter(model, adapter)
     batch = _sample_batch(tokenizer)
-    with torch.no_grad():
-        tuned = model(**batch).logits
-        with model.disable_adapter():
-            base = model(**batch).logits
-        merged_model = model.merge_and_unload()
-        merged = merged_model(**batch).logits
-    mask = batch["attention_mask"].bool()
-    diff = (merged - tuned)[mask].abs().max().item()
-    base_diff = (merged - base)[mask].abs().max().item()
-    if diff > 1e-4:
-        raise EdgetuneError(f"Merge check failed: merged logits differ from base+adapter by {diff:.2e} (> 1e-4). Nothing was written.")
-    if base_diff == 0.0:
-        raise EdgetuneError("Merge check failed: the merged model equals the base model, so the adapter is empty (did training run?).")
+    merged_model, diff, base_diff = merge_checked(model, batch)
     out_dtype = _out_dtype(dtype, base_dir)
     final = Path(out) if out else run_dir / "merged"
     tmp = final.with_name(f".{final.name}.partial")
@@ -123,3 +111,24 @@ def _out_dtype(dtype: str, base_dir: Path):
         return table[dtype]
     saved = json.loads((base_dir / "config.json").read_text()).get("dtype") or json.loads((base_dir / "config.json").read_text()).get("torch_dtype")
     return {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(saved, torch.float32)
+
+
+def merge_checked(model, batch):
+    """Fold the adapter into the base and check it on `batch`: merged logits equal base+adapter (<= 1e-4)
+    and differ from the base (an empty adapter is an error). Returns the merged model and both largest differences."""
+    import torch
+
+    with torch.no_grad():
+        tuned = model(**batch).logits
+        with model.disable_adapter():
+            base = model(**batch).logits
+        merged_model = model.merge_and_unload()
+        merged = merged_model(**batch).logits
+    mask = batch["attention_mask"].bool()
+    diff = (merged - tuned)[mask].abs().max().item()
+    base_diff = (merged - base)[mask].abs().max().item()
+    if diff > 1e-4:
+        raise EdgetuneError(f"Merge check failed: merged logits differ from base+adapter by {diff:.2e} (> 1e-4). Nothing was written.")
+    if base_diff == 0.0:
+        raise EdgetuneError("Merge check failed: the merged model equals the base model, so the adapter is empty (did training run?).")
+    return merged_model, diff, base_diff

@@ -39,7 +39,7 @@ def merge_vlm_adapter(run_dir: Path, adapter: Path, base_dir: Path, cfg, out, dt
     from transformers.utils import logging as hf_logging
 
     from engine.models.param_count import param_count
-    from engine.train.merge import MergeReport, _out_dtype
+    from engine.train.merge import MergeReport, _out_dtype, merge_checked
     from engine.train.methods.saved import load_adapter
     from engine.vision.processor import load_processor
 
@@ -50,19 +50,7 @@ def merge_vlm_adapter(run_dir: Path, adapter: Path, base_dir: Path, cfg, out, dt
     model = load_adapter(model, adapter)
     batch = sample_batch(processor)
     batch["pixel_values"] = batch["pixel_values"].to(work_dtype)
-    with torch.no_grad():
-        tuned = model(**batch).logits
-        with model.disable_adapter():
-            base = model(**batch).logits
-        merged_model = model.merge_and_unload()
-        merged = merged_model(**batch).logits
-    mask = batch["attention_mask"].bool()
-    diff = (merged - tuned)[mask].abs().max().item()
-    base_diff = (merged - base)[mask].abs().max().item()
-    if diff > 1e-4:
-        raise EdgetuneError(f"Merge check failed: merged logits differ from base+adapter by {diff:.2e} (> 1e-4). Nothing was written.")
-    if base_diff == 0.0:
-        raise EdgetuneError("Merge check failed: the merged model equals the base model, so the adapter is empty (did training run?).")
+    merged_model, diff, base_diff = merge_checked(model, batch)
     final = Path(out) if out else run_dir / "merged"
     tmp = final.with_name(f".{final.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
