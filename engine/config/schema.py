@@ -103,7 +103,9 @@ class SequenceSettings:
         "auto",
         "Preference, KTO and RL stages: longest prompt in tokens; longer prompts lose their start (the question "
         "at the end is kept) before any answer token is cut. 'auto' = cut the prompt only as far as the longest "
-        "answer needs, never below half of max_len. A pair left with no answer token is dropped and counted.",
+        "answer needs, never below half of max_len. A pair left with no answer token is dropped and counted. RL stages: "
+        "older turns go first, then the start of the last message; 'auto' = max_len - rl.max_completion_len; a prompt "
+        "that cannot fit beside the chat template is dropped and counted.",
     )
     packing: bool = opt(
         False,
@@ -179,8 +181,9 @@ class PromptSettings:
         "(prefix methods: in front of every layer's keys and values). 10-100 is usual; each costs activations like a real token."
     )
     init_text: str = opt(
-        "", "method=prompt only: initialise the soft prompt from this text's token embeddings (e.g. a task description); "
-        "empty = random."
+        "", "method=prompt: initialise the soft prompt from this text's token embeddings (e.g. a task description); "
+        "empty = random. method=ptuning_v2: start every layer's prefix as the base model's keys/values of this text; "
+        "empty = a neutral assistant instruction (a random start at that scale is far from any real token and does not learn)."
     )
 
 

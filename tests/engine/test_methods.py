@@ -177,7 +177,7 @@ def test_bitfit_is_refused_on_a_model_without_biases(tiny_model_dir, toy_file, t
     (["method=full", "quant.load_in=8bit"], r"method=full cannot train on a 8bit base"),
     (["method=lora", "lora.init=pissa", "quant.load_in=4bit"], r"lora.init=pissa.*16-bit base"),
     (["method=ia3", "lora.plus_lr_ratio=16"], r"lora.plus_lr_ratio applies to method=lora"),
-    (["method=prefix", "prompt.init_text=hello"], r"prompt.init_text initialises prompt tuning only"),
+    (["method=prefix", "prompt.init_text=hello"], r"prompt.init_text initialises method=prompt and method=ptuning_v2 only"),
 ])
 def test_impossible_method_settings_are_refused(overrides, match, tiny_model_dir, toy_file, tmp_path):
     with pytest.raises(ConfigError, match=match):
