@@ -107,6 +107,51 @@ def test_resume_matches_uninterrupted(grpo_run, tmp_path):
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
 
 
+def test_resume_with_other_rl_settings_is_refused(grpo_run, tmp_path):
+    """rl.* is part of the run: resuming with another KL weight names the change; display settings may change."""
+    from engine.errors import EdgetuneError
+
+    out = grpo_run[0]
+    copy = tmp_path / "other"
+    shutil.copytree(out, copy)
+    cfg = load_config(copy / "config.yaml", [f"output_dir={copy}", "rl.beta=0.5"])
+    with pytest.raises(EdgetuneError, match=r"stage_settings: .*'beta': 0.04.*'beta': 0.5"):
+        train(cfg, resume="latest")
+    from engine.train.recipes.base import stage_settings
+
+    a = load_config(copy / "config.yaml", ["rl.log_completions=0"])
+    assert stage_settings(a) == stage_settings(load_config(copy / "config.yaml"))
+
+
+def test_long_prompts_lose_their_start_or_are_dropped(tiny_model_dir, tmp_path):
+    """sequence.max_prompt_len applies to RL prompts: older turns go first, then the start of the last message;
+    a prompt that cannot fit beside the template is dropped and counted."""
+    from transformers import AutoTokenizer
+
+    from engine.data.prompts import fit_prompt, prompt_ids, rl_prompt_limit
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    question = [{"role": "user", "content": "alpha beta gamma delta " * 20 + "what is the code?"}]
+    limit = len(prompt_ids(tok, question)) - 10
+    fitted, cut = fit_prompt(tok, question, limit)
+    assert cut and len(prompt_ids(tok, fitted)) <= limit and fitted[0]["content"].endswith("what is the code?")
+    chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "old question " * 30},
+            {"role": "assistant", "content": "old answer " * 30}, {"role": "user", "content": "new question?"}]
+    fitted, cut = fit_prompt(tok, chat, len(prompt_ids(tok, [chat[0], chat[3]])))
+    assert cut and fitted == [chat[0], chat[3]]
+    assert fit_prompt(tok, question, 3) is None
+    assert fit_prompt(tok, question, 10_000) == (question, False)
+    assert rl_prompt_limit("auto", 64, 6) == 58 and rl_prompt_limit(20, 64, 6) == 20
+
+    data = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "word " * 200 + "Say the code.", "answer": "Code 1"},
+                                               *PROMPTS[:4]])
+    result, events, _ = train(rl_cfg(tiny_model_dir, data, tmp_path / "cut", "grpo", "max_steps=1",
+                                     "rl.rewards=[length]", "sequence.max_prompt_len=40"))
+    assert result["status"] == "completed"
+    warning = [e for e in events if e["type"] == "warning" and "truncated" in e.get("message", "")]
+    assert warning and warning[0]["message"].startswith("1 record(s) truncated")
+
+
 def test_reward_model_run_as_reward(tiny_model_dir, rl_files, tmp_path):
     """SFT -> RM -> GRPO in miniature: a stage=rm run scores the sampled answers with its own score head."""
     data, _ = rl_files

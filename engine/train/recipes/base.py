@@ -42,7 +42,21 @@ def fingerprint(cfg) -> dict:
     return {"stage": cfg.stage, "model": cfg.model.name_or_path, "method": cfg.method, "data": cfg.data.path,
             "data_sha": file_fingerprint(cfg.data.path) if cfg.data.path and Path(cfg.data.path).exists() else None,
             "max_len": cfg.sequence.max_len, "max_prompt_len": cfg.sequence.max_prompt_len, "lora_r": cfg.lora.r,
-            "packing": cfg.sequence.packing, "processes": ranks.world_size()}
+            "packing": cfg.sequence.packing, "processes": ranks.world_size(), "stage_settings": stage_settings(cfg)}
+
+
+DISPLAY_ONLY = {"rl.log_completions"}  # stage settings that change only what is shown, free to change on resume
+
+
+def stage_settings(cfg) -> dict:
+    """The chosen stage's own section(s) (dpo.*, rl.*, ...): a resume with another beta or reward is another run."""
+    from dataclasses import asdict
+
+    from engine.config.stages import SECTION_STAGE, section_stages
+
+    chosen = {name: {k: v for k, v in asdict(getattr(cfg, name)).items() if f"{name}.{k}" not in DISPLAY_ONLY}
+              for name in sorted(SECTION_STAGE) if cfg.stage in section_stages(name) and hasattr(cfg, name)}
+    return json.loads(json.dumps(chosen, default=str))  # as fingerprint.json will read back (tuples -> lists)
 
 
 def check_resume_compatible(run_dir: Path, cfg) -> None:
@@ -55,6 +69,7 @@ def check_resume_compatible(run_dir: Path, cfg) -> None:
     old.setdefault("max_prompt_len", "auto")
     old.setdefault("processes", 1)  # runs from before dist.* trained in one process
     new = fingerprint(cfg)
+    old.setdefault("stage_settings", new["stage_settings"])  # runs from before it was recorded: not checked
     changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in new if old.get(k) != new.get(k)]
     if changed:
         raise EdgetuneError(

@@ -65,10 +65,32 @@ class RlRecipe(BaseRecipe):
                             "data=assets/datasets/brief_prompts.jsonl.")
         loaded = load_examples(d.path, d.format, d.columns, d.system_prompt, d.on_error)
         require_kind(loaded, self.stage, self.data_kinds, d.path)
-        rows = prompt_rows(loaded.examples, d.path)
+        rows, truncated, dropped = self._fit_prompts(prompt_rows(loaded.examples, d.path))
+        if not rows:
+            raise DataError(f"{d.path}: every prompt is longer than sequence.max_prompt_len allows "
+                            f"({self._prompt_limit()} tokens with the chat template); raise sequence.max_len or "
+                            f"sequence.max_prompt_len, or lower rl.max_completion_len.")
         # No eval split: evaluating an RL policy means sampling again; `engine eval` does it after the run.
-        return RunData(train=Dataset.from_list(rows), eval=None, kind="prompt", truncated=0, dropped=0,
+        return RunData(train=Dataset.from_list(rows), eval=None, kind="prompt", truncated=truncated, dropped=dropped,
                        skipped=len(loaded.skipped), trained_tokens=0)
+
+    def _prompt_limit(self) -> int:
+        from engine.data.prompts import rl_prompt_limit
+
+        s = self.cfg.sequence
+        return rl_prompt_limit(s.max_prompt_len, s.max_len, self.cfg.rl.max_completion_len)
+
+    def _fit_prompts(self, rows: list) -> tuple[list, int, int]:
+        """Prompts cut to sequence.max_prompt_len (start first, as the preference stages do): rows, cut, dropped."""
+        from engine.data.prompts import fit_prompt
+
+        limit, out, truncated = self._prompt_limit(), [], 0
+        for row in rows:
+            fitted = fit_prompt(self.tokenizer, row["prompt"], limit)
+            if fitted is not None:
+                out.append({**row, "prompt": fitted[0]})
+                truncated += fitted[1]
+        return out, truncated, len(rows) - len(out)
 
     def samples_per_epoch(self) -> int:
         return len(self.data.train) * self.cfg.rl.num_generations  # sampled answers, each trained on
