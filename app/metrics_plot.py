@@ -1,8 +1,9 @@
 """The recipe's own metrics next to the loss curve: reward margin and accuracy for DPO, accuracy for a reward model.
 
 Step events of preference stages carry a `metrics` dict (keys: app/recipe_metrics.py).
-Shares (accuracy) go on a 0..1 axis on top, everything else (rewards, margin,
-KL) on a value axis below; whichever keys arrive are plotted. Like LossPlot,
+Shares (accuracy, truncated answers) go on a 0..1 axis on top, rewards, margin and KL on a
+value axis below, and lengths (RL answer length) in tokens on an axis of their own at the bottom;
+whichever keys arrive are plotted. Like LossPlot,
 points mark the plot dirty and a timer redraws at most a few times per second.
 """
 
@@ -14,7 +15,7 @@ from matplotlib.ticker import MaxNLocator
 from PySide6.QtCore import QTimer
 
 from app.loss_plot import REDRAW_MS
-from app.recipe_metrics import is_share, metric_colour, metric_label, numeric_metrics
+from app.recipe_metrics import AXES, axis_of, metric_colour, metric_label, numeric_metrics
 from app.theme import plot_colours
 
 
@@ -68,10 +69,8 @@ class MetricsPlot(FigureCanvasQTAgg):
         c = plot_colours(self)
         self.figure.clear()
         self.figure.set_facecolor(c["window"])
-        shares = [k for k in self.series if is_share(k)]
-        values = [k for k in self.series if not is_share(k)]
-        groups = [("share", shares), ("value", values)] if shares and values else [("share" if shares else "value",
-                                                                                       shares or values)]
+        groups = [(kind, [k for k in self.series if axis_of(k) == kind]) for kind in AXES]
+        groups = [g for g in groups if g[1]] or [("value", [])]
         axes = self.figure.subplots(len(groups), 1, sharex=True, squeeze=False)[:, 0]
         self.axes = {}
         for ax, (kind, keys) in zip(axes, groups):
@@ -87,8 +86,12 @@ class MetricsPlot(FigureCanvasQTAgg):
                         marker="o" if len(steps) < 30 else None, markersize=3)
             if kind == "share":
                 ax.set_ylim(-0.03, 1.03)
-                ax.set_ylabel("accuracy", color=c["text"], fontsize=9)
+                ax.set_ylabel("accuracy" if all("accuracy" in k for k in keys) else "share", color=c["text"], fontsize=9)
                 where = "lower right"  # accuracy climbs from ~0.5: the corner below it stays free
+            elif kind == "length":
+                ax.set_ylim(bottom=0)
+                ax.set_ylabel("tokens", color=c["text"], fontsize=9)
+                where = "upper right"
             else:
                 ax.axhline(0.0, color=c["text"], linewidth=0.6, alpha=0.5)
                 rewards = keys and all(k.startswith("reward_") for k in keys)

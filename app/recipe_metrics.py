@@ -24,7 +24,14 @@ METRICS: dict[str, tuple[str, str]] = {
     "log_odds_ratio": ("log odds ratio", "#0969da"),
     "reward": ("mean reward of the sampled answers", "#1a7f37"),
     "reward_std": ("reward spread", "#8250df"),
+    "completion_len": ("answer length (tokens)", "#0969da"),
+    "truncated": ("answers cut at max length", "#cf222e"),
+    "clip_ratio": ("clipped policy ratio", "#bf8700"),
+    "flat_groups": ("groups with equal rewards", "#57606a"),
+    "entropy": ("entropy", "#1b7c83"),
 }
+SHARES = {"truncated", "clip_ratio", "flat_groups"}  # 0..1 without "accuracy" in the name
+AXES = {"share": "share (0..1)", "value": "value", "length": "tokens"}  # top to bottom
 FALLBACK_COLOURS = ("#57606a", "#e16f24", "#1b7c83", "#a475f9", "#d4a72c")
 
 # What the progress line shows, in this order, when the step carries it.
@@ -44,7 +51,14 @@ def metric_colour(key: str, index: int = 0) -> str:
 
 def is_share(key: str) -> bool:
     """Whether the metric is a share in 0..1 (drawn on its own 0..1 axis)."""
-    return "accuracy" in key
+    return "accuracy" in key or key in SHARES
+
+
+def axis_of(key: str) -> str:
+    """Which of AXES the metric is drawn on: shares on 0..1, lengths in tokens, everything else (rewards, KL) as values."""
+    if is_share(key):
+        return "share"
+    return "length" if key.endswith("_len") else "value"
 
 
 def numeric_metrics(metrics) -> dict[str, float]:

@@ -165,3 +165,18 @@ def test_a_multi_process_run_shows_each_rank_memory(qtbot, page):
     assert page.labels["memory"].text() == "peak per rank: 5.10 / 4.87 GB"
     page.handle_event(event("step", step=2, total_steps=4, loss=0.6, lr=1e-4, peak_memory_gb=5.2), live=False)
     assert page.labels["memory"].text() == "5.20 GB peak"
+
+
+def test_rl_answer_length_has_its_own_axis(qtbot, page):
+    """GRPO's answer length (tens of tokens) does not squash the rewards (0..1): it is drawn in tokens below them."""
+    page.handle_event(event("run_started", run_dir="r", total_steps=2, device="cpu", stage="grpo"), live=False)
+    for step, (reward, length) in enumerate([(0.3, 41.5), (0.7, 14.0)], start=1):
+        page.handle_event(event("step", step=step, total_steps=2, loss=0.1, lr=1e-4,
+                                metrics={"reward": reward, "kl": 0.02, "completion_len": length, "truncated": 0.25}),
+                          live=False)
+    plot = page.metrics_plot
+    plot.redraw()
+    assert list(plot.axes) == ["share", "value", "length"]
+    assert [line.get_label() for line in plot.axes["length"].get_lines()] == ["answer length (tokens)"]
+    assert plot.axes["value"].get_ylim()[1] < 5  # rewards and KL keep their own scale
+    assert plot.axes["share"].get_ylabel() == "share"
