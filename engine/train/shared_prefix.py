@@ -16,6 +16,11 @@ KV cache, position ids or embeddings passed in, and no gradient checkpointing (w
 drops the cache inside each layer). LoRA dropout on the prefix then draws one mask for the
 batch instead of one per row. Model types are listed in SUPPORTED, each checked by
 tests/engine/test_shared_prefix.py against the plain forward (loss and every gradient).
+
+The same wrapper runs a right-padded batch's rows in length groups when that saves enough
+padding (engine/train/length_groups.py): DPO's short chosen answers then stop being padded to
+their rejected twins' length. Groups need no KV cache, so they also apply under gradient
+checkpointing.
 """
 
 from __future__ import annotations
@@ -49,17 +54,20 @@ def install(model) -> bool:
 
     def forward(input_ids=None, attention_mask=None, position_ids=None, past_key_values=None, inputs_embeds=None,
                 use_cache=None, **kwargs):
-        n = 0
+        plan = None
         if (input_ids is not None and input_ids.dim() == 2 and input_ids.shape[0] > 1 and inputs_embeds is None
                 and position_ids is None and past_key_values is None and not use_cache
-                and not any(v is not None for v in kwargs.values())  # output_attentions=None etc. come along
-                and not (backbone.training and _checkpointing(backbone))):
-            n = common_prefix_len(input_ids, attention_mask)
-        if n < MIN_PREFIX:
+                and not any(v is not None for v in kwargs.values())):  # output_attentions=None etc. come along
+            plan = _plan(backbone, input_ids, attention_mask)
+        if plan is None:
             return original(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                             past_key_values=past_key_values, inputs_embeds=inputs_embeds, use_cache=use_cache, **kwargs)
-        backbone.shared_prefix_calls = getattr(backbone, "shared_prefix_calls", 0) + 1
-        return _shared_forward(original, backbone.config, input_ids, attention_mask, n)
+        n, groups = plan
+        if n:
+            backbone.shared_prefix_calls = getattr(backbone, "shared_prefix_calls", 0) + 1
+        if groups:
+            backbone.length_group_calls = getattr(backbone, "length_group_calls", 0) + 1
+        return _shared_forward(original, backbone.config, input_ids, attention_mask, n, groups)
 
     backbone.forward = forward
     backbone._edgetune_shared_prefix = True
@@ -70,17 +78,58 @@ def _checkpointing(backbone) -> bool:
     return any(getattr(layer, "gradient_checkpointing", False) for layer in backbone.modules())
 
 
-def _shared_forward(original, config, input_ids, attention_mask, n: int):
+def _plan(backbone, input_ids, attention_mask):
+    """(shared prefix length or 0, length groups or None), or None when the plain forward is as good."""
+    from engine.train import length_groups
+
+    n = 0
+    if not (backbone.training and _checkpointing(backbone)):
+        n = common_prefix_len(input_ids, attention_mask)
+        n = n if n >= MIN_PREFIX else 0
+    lengths = length_groups.right_padded_lengths(attention_mask)
+    groups = None
+    if lengths is not None:
+        groups = length_groups.plan([max(k - n, 1) for k in lengths], input_ids.shape[1] - n)
+    return (n, groups) if n or groups else None
+
+
+def _shared_forward(original, config, input_ids, attention_mask, n: int, groups):
+    """The backbone's last hidden state: the prefix (n tokens) once, then each group of rows padded to its own length."""
     import torch
     from transformers import DynamicCache
     from transformers.modeling_outputs import BaseModelOutputWithPast
 
-    rows = input_ids.shape[0]
-    cache = DynamicCache(config=config)
-    head = original(input_ids=input_ids[:1, :n], past_key_values=cache, use_cache=True)
-    for layer in cache.layers:  # the prefix's keys/values, as if every row had computed them
-        layer.keys = layer.keys.expand(rows, -1, -1, -1)
-        layer.values = layer.values.expand(rows, -1, -1, -1)
-    tail = original(input_ids=input_ids[:, n:], attention_mask=attention_mask, past_key_values=cache, use_cache=True)
-    hidden = torch.cat([head.last_hidden_state.expand(rows, -1, -1), tail.last_hidden_state], dim=1)
+    rows, width = input_ids.shape
+    groups = groups or [list(range(rows))]
+    prefix = None
+    if n:
+        cache = DynamicCache(config=config)
+        head = original(input_ids=input_ids[:1, :n], past_key_values=cache, use_cache=True)
+        prefix = head.last_hidden_state, [(layer.keys, layer.values) for layer in cache.layers]
+    mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+    outs = []
+    for rows_g in groups:
+        idx = torch.tensor(rows_g, device=input_ids.device)
+        end = int(mask[idx].sum(1).max()) if len(groups) > 1 else width
+        end = max(end, n + 1)
+        if prefix is None:
+            out = original(input_ids=input_ids[idx, :end], attention_mask=attention_mask[idx, :end]
+                           if attention_mask is not None else None, use_cache=False).last_hidden_state
+        else:
+            cache = DynamicCache(config=config)  # the prefix's keys/values, as if every row had computed them
+            for i, (keys, values) in enumerate(prefix[1]):
+                cache.update(keys.expand(len(rows_g), -1, -1, -1), values.expand(len(rows_g), -1, -1, -1), i)
+            tail = original(input_ids=input_ids[idx, n:end], attention_mask=mask[idx, :end], past_key_values=cache,
+                            use_cache=True).last_hidden_state
+            out = torch.cat([prefix[0].expand(len(rows_g), -1, -1), tail], dim=1)
+        outs.append(torch.nn.functional.pad(out, (0, 0, 0, width - end)))  # padding positions: zeros
+    hidden = outs[0] if len(outs) == 1 else torch.cat(outs)[_inverse(groups, input_ids.device)]
     return BaseModelOutputWithPast(last_hidden_state=hidden)
+
+
+def _inverse(groups, device):
+    """Index putting the rows of the concatenated groups back in batch order."""
+    import torch
+
+    order = torch.tensor([r for g in groups for r in g], device=device)
+    return torch.argsort(order)

@@ -121,3 +121,51 @@ def test_gradient_checkpointing_runs_the_plain_forward():
     shared_prefix.install(model)
     loss_and_grads(model, *chat_batch())
     assert getattr(shared_prefix.backbone_of(model), "shared_prefix_calls", 0) == 0
+
+
+@pytest.mark.parametrize("prefix", [12, 0])
+def test_length_groups_give_the_plain_forward_loss_and_gradients(prefix):
+    """Rows of very different lengths run in groups (with and without a shared prefix): same loss, same gradients."""
+    import torch
+
+    plain = tiny_lora_model("llama")
+    grouped = copy.deepcopy(plain)
+    shared_prefix.install(grouped)
+    batch = chat_batch(prefix=prefix, tails=(3, 40, 4, 38, 2, 41))
+    want_loss, want = loss_and_grads(plain, *batch)
+    got_loss, got = loss_and_grads(grouped, *batch)
+    backbone = shared_prefix.backbone_of(grouped)
+    assert backbone.length_group_calls == 1
+    assert getattr(backbone, "shared_prefix_calls", 0) == (1 if prefix else 0)
+    assert got_loss == pytest.approx(want_loss, rel=1e-5)
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_length_groups_apply_under_gradient_checkpointing():
+    import torch
+
+    plain = tiny_lora_model("llama")
+    grouped = copy.deepcopy(plain)
+    grouped.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    shared_prefix.install(grouped)
+    batch = chat_batch(prefix=12, tails=(3, 40, 4, 38))
+    want_loss, want = loss_and_grads(plain, *batch)
+    got_loss, got = loss_and_grads(grouped, *batch)
+    assert shared_prefix.backbone_of(grouped).length_group_calls == 1
+    assert got_loss == pytest.approx(want_loss, rel=1e-5)
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_length_group_plan():
+    from engine.train import length_groups
+
+    assert length_groups.plan([10, 11, 12, 10], 12) is None  # nearly even: one batch
+    groups = length_groups.plan([5, 60, 6, 58, 4, 59, 5, 61], 61)
+    assert sorted(map(sorted, groups)) == [[0, 2, 4, 6], [1, 3, 5, 7]]
+    assert length_groups.plan([7], 7) is None
+    import torch
+
+    assert length_groups.right_padded_lengths(torch.tensor([[1, 1, 0], [1, 1, 1]])) == [2, 3]
+    assert length_groups.right_padded_lengths(torch.tensor([[0, 1, 1], [1, 1, 1]])) is None  # left padding
