@@ -9,7 +9,9 @@ generations), the same length reward (target 8 words), beta 0.04, lr, fp32 on th
 TRL's documented recipe: `GRPOTrainer(model, reward_funcs=[fn], args=GRPOConfig(...),
 peft_config=LoraConfig(...))` on conversational prompts (on CPU-only torch with edgetune's stand-in for
 TRL's Triton-only fused LM head, as in dpo_throughput.py). edgetune runs assets/presets/cpu_grpo.yaml
-through its public entry point.
+through its public entry point twice: as the preset has it (gradient checkpointing off) and with
+train.gradient_checkpointing=true, which is what the plain script gets from TRL's GRPOConfig default,
+so peak memory is compared like for like.
 
 Each variant runs in its own process (peak RSS is its own); rounds interleave the variants. Throughput
 is sampled answers per second over the steps after the first (warm-up), timed by the same callback;
@@ -112,7 +114,7 @@ def run_plain(steps: int, completion_len: int) -> dict:
     return summary(timer, sampling)
 
 
-def run_edgetune(steps: int, completion_len: int) -> dict:
+def run_edgetune(steps: int, completion_len: int, checkpointing: bool = False) -> dict:
     from engine.config import load_config
     from engine.events import EventSink
     from engine.train.run import make_recipe
@@ -121,7 +123,8 @@ def run_edgetune(steps: int, completion_len: int) -> dict:
     cfg = load_config(REPO / "assets/presets/cpu_grpo.yaml",
                       [f"output_dir={out}", f"max_steps={steps}", f"batch_size={BATCH}", f"lr={LR}",
                        f"rl.beta={BETA}", f"rl.num_generations={GENERATIONS}", f"rl.max_completion_len={completion_len}",
-                       "train.save_steps=100000", "rl.log_completions=0"])
+                       "train.save_steps=100000", "rl.log_completions=0",
+                       f"train.gradient_checkpointing={str(checkpointing).lower()}"])
     timer = StepTimer()
     recipe = make_recipe(cfg, EventSink())
     recipe.setup(None)
@@ -140,7 +143,8 @@ def run_edgetune(steps: int, completion_len: int) -> dict:
 
 def child(variant: str, steps: int, completion_len: int) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    result = run_plain(steps, completion_len) if variant == "plain" else run_edgetune(steps, completion_len)
+    result = (run_plain(steps, completion_len) if variant == "plain"
+              else run_edgetune(steps, completion_len, checkpointing=variant == "edgetune-gc"))
     from engine.process_memory import peak_rss_bytes
 
     result["peak_rss_gb"] = peak_rss_bytes() / 1e9
@@ -175,7 +179,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.child:
         return child(args.child, args.steps, args.completion_len)
-    variants = ("plain", "edgetune")
+    variants = ("plain", "edgetune", "edgetune-gc")
     results = {v: [] for v in variants}
     print(f"CPU: {cpu_name()} ({os.cpu_count()} cores); SmolLM2-135M, LoRA r16, {BATCH} answers/step "
           f"({GENERATIONS} per prompt), answers up to {args.completion_len} tokens, fp32")
@@ -188,7 +192,9 @@ def main() -> None:
     med = {v: statistics.median(r["answers_per_s"] for r in rs) for v, rs in results.items()}
     rss = {v: statistics.median(r["peak_rss_gb"] for r in rs) for v, rs in results.items()}
     share = {v: statistics.median(r["sampling_share"] for r in rs) for v, rs in results.items()}
-    print("\nbaseline: plain TRL GRPOTrainer + peft_config (reference = adapter disabled)")
+    print("\nbaseline: plain TRL GRPOTrainer + peft_config (reference = adapter disabled; TRL's default "
+          "gradient checkpointing on)\nedgetune: the preset (checkpointing off: faster, more activation memory); "
+          "edgetune-gc: the preset with train.gradient_checkpointing=true, the plain script's setting")
     for v in variants:
         print(f"{v:<10} median {med[v]:7.3f} answers/s  peak RSS {rss[v]:.2f} GB  sampling {share[v]:.0%}   ratio "
               f"{med[v] / med['plain']:.2f}x answers/s, {rss[v] / rss['plain']:.2f}x RSS")

@@ -16,6 +16,10 @@ def add_parser(sub) -> None:
                         "its output: the fact must appear) or `max_words` (a length target): a held-out quiz, "
                         "base vs tuned. Works on preference files too (their `prompt`).")
     p.add_argument("--max-tokens", type=int, default=48, help="Longest greedy answer with --answers.")
+    p.add_argument("--reward", default=None, metavar="REWARDS",
+                   help="With --answers: also score the greedy replies with these rewards (rl.rewards syntax, e.g. "
+                        "rm:runs/rm or '[length, rm:runs/rm]'), mean per model, base vs tuned. A grpo/rloo run is "
+                        "scored with its own rl.rewards without this option.")
     p.add_argument("--json", action="store_true", help="Print JSON.")
     p.set_defaults(run=run)
 
@@ -26,6 +30,7 @@ def run(args) -> int:
     from engine.train.evaluate import evaluate, quiz
     from engine.models.checks import run_stage
 
+    args.answers = args.answers or bool(args.reward)  # rewards score the greedy replies
     stage = run_stage(args.spec) if is_run_dir(args.spec) else None
     kind = load_examples(args.data).kind
     out: dict = {}
@@ -41,10 +46,18 @@ def run(args) -> int:
         out["loss"] = [r.__dict__ for r in evaluate(args.spec, args.data, args.max_len)]
     items = quiz(args.spec, args.data, args.max_tokens) if args.answers and stage != "rm" else []
     out["quiz"] = [i.__dict__ for i in items]
+    if items and (args.reward or stage in ("grpo", "rloo")):
+        from engine.train.reward_eval import reply_rewards, rewards_config
+
+        out["reply_rewards"] = reply_rewards(items, args.data, rewards_config(args.spec, args.reward)).__dict__
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
     _print_quiz(items)
+    if "reply_rewards" in out:
+        r = out["reply_rewards"]
+        print(f"reward of the greedy replies ({r['rewards']}, mean of {r['replies']}): "
+              + "  ".join(f"{name} {value:.3f}" for name, value in r["mean"].items()))
     if "reward" in out:
         r = out["reward"]
         print(f"reward model: {r['accuracy']:.0%} of {r['pairs']} held-out pairs ranked chosen > rejected, "

@@ -152,6 +152,22 @@ def test_long_prompts_lose_their_start_or_are_dropped(tiny_model_dir, tmp_path):
     assert warning and warning[0]["message"].startswith("1 record(s) truncated")
 
 
+def test_eval_scores_greedy_replies_with_the_run_rewards(grpo_run, rl_files, capsys):
+    """`engine eval RL_RUN --answers` scores base and tuned replies with the run's rl.rewards; --reward picks others."""
+    from engine.cli.main import main
+
+    out = grpo_run[0]
+    data, _ = rl_files
+    assert main(["eval", str(out), "--data", str(data), "--answers", "--max-tokens", "4", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)["reply_rewards"]
+    assert set(r["mean"]) == {"base", "tuned"} and r["replies"] == len(PROMPTS)
+    assert set(r["per_reward"]["tuned"]) == {"length", "short", "regex"}
+    tuned = r["per_reward"]["tuned"]
+    assert r["mean"]["tuned"] == pytest.approx(tuned["length"] + 0.5 * tuned["short"] + 2 * tuned["regex"])
+    assert main(["eval", str(out), "--data", str(data), "--reward", "contains_answer", "--max-tokens", "4"]) == 0
+    assert "reward of the greedy replies (['contains_answer']" in capsys.readouterr().out
+
+
 def test_reward_model_run_as_reward(tiny_model_dir, rl_files, tmp_path):
     """SFT -> RM -> GRPO in miniature: a stage=rm run scores the sampled answers with its own score head."""
     data, _ = rl_files
