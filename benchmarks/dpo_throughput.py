@@ -25,32 +25,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from harness import REPO, StepTimer, cpu_name, report, run_child, train_with_hook
 DATA = REPO / "assets" / "datasets" / "brief_pairs.jsonl"
 BATCH, MAX_LEN, LR, BETA = 8, 80, 2e-4, 0.1
-
-
-def StepTimer():
-    """A Trainer callback timing each optimizer step (on_step_begin -> on_step_end), the same for every variant."""
-    from transformers import TrainerCallback
-
-    class _StepTimer(TrainerCallback):
-        def __init__(self):
-            self.times = []
-
-        def on_step_begin(self, args, state, control, **kw):
-            self.t0 = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kw):
-            self.times.append(time.perf_counter() - self.t0)
-
-    return _StepTimer()
 
 
 def run_plain(steps: int) -> dict:
@@ -87,57 +67,25 @@ def run_plain(steps: int) -> dict:
 def run_edgetune(steps: int, precompute: bool) -> dict:
     """`engine train assets/presets/cpu_dpo.yaml` through the public entry point, timed by the same callback."""
     from engine.config import load_config
-    from engine.events import EventSink
-    from engine.train.run import make_recipe
 
     out = Path(tempfile.mkdtemp()) / "run"
     cfg = load_config(REPO / "assets/presets/cpu_dpo.yaml",
                       [f"output_dir={out}", f"max_steps={steps}", f"batch_size={BATCH}", f"max_len={MAX_LEN}",
                        f"lr={LR}", f"dpo.beta={BETA}", "train.save_steps=100000", f"dpo.precompute_ref={precompute}"])
-    timer = StepTimer()
-    recipe = make_recipe(cfg, EventSink())
-    recipe.setup(None)
-    make_trainer = recipe._trainer
+    timer, built = StepTimer(), []
 
-    def timed_trainer(*args, **kwargs):
-        t0 = time.perf_counter()
-        trainer = make_trainer(*args, **kwargs)  # with precompute_ref, the reference pass runs in here
-        timed_trainer.build_s = time.perf_counter() - t0
+    def hook(trainer, build_s):
+        built.append(build_s)  # with precompute_ref, the reference pass runs while the trainer is built
         trainer.add_callback(timer)
-        return trainer
 
-    recipe._trainer = timed_trainer
-    recipe.train()
+    train_with_hook(cfg, hook)
     return {"pairs_per_s": BATCH * (len(timer.times) - 1) / sum(timer.times[1:]), "steps": len(timer.times),
-            "setup_s": round(timed_trainer.build_s, 1)}
+            "setup_s": round(built[-1], 1)}
 
 
 def child(variant: str, steps: int) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    result = run_plain(steps) if variant == "plain" else run_edgetune(steps, variant == "precomputed")
-    from engine.process_memory import peak_rss_bytes
-
-    result["peak_rss_gb"] = peak_rss_bytes() / 1e9
-    print("RESULT " + json.dumps(result), flush=True)
-
-
-def measure(variant: str, steps: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", variant, "--steps", str(steps)],
-                         capture_output=True, text=True, cwd=REPO)
-    line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
-    if line is None:
-        raise SystemExit(f"{variant} failed:\n{out.stderr[-3000:]}")
-    return json.loads(line[7:])
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
+    report(run_plain(steps) if variant == "plain" else run_edgetune(steps, variant == "precomputed"))
 
 
 def main() -> None:
@@ -153,7 +101,7 @@ def main() -> None:
     print(f"CPU: {cpu_name()} ({os.cpu_count()} cores); SmolLM2-135M, LoRA r16, {BATCH} pairs/step, max_len {MAX_LEN}, fp32")
     for i in range(args.runs):
         for v in variants:
-            r = measure(v, args.steps)
+            r = run_child(__file__, v, "--steps", str(args.steps))
             results[v].append(r)
             print(f"run {i + 1} {v:<12} {r['pairs_per_s']:7.3f} pairs/s  peak RSS {r['peak_rss_gb']:.2f} GB"
                   + (f"  (setup incl. reference pass {r['setup_s']} s)" if "setup_s" in r else ""), flush=True)

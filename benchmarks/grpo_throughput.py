@@ -25,32 +25,14 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from harness import REPO, StepTimer, cpu_name, report, run_child, train_with_hook
+
 DATA = REPO / "assets" / "datasets" / "brief_prompts.jsonl"
 BATCH, GENERATIONS, LR, BETA, TARGET = 8, 4, 2e-4, 0.04, 8
-
-
-def StepTimer():
-    """A Trainer callback timing each optimizer step, the same for every variant."""
-    from transformers import TrainerCallback
-
-    class _StepTimer(TrainerCallback):
-        def __init__(self):
-            self.times = []
-
-        def on_step_begin(self, args, state, control, **kw):
-            self.t0 = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kw):
-            self.times.append(time.perf_counter() - self.t0)
-
-    return _StepTimer()
 
 
 def time_sampling(trainer) -> list:
@@ -116,8 +98,6 @@ def run_plain(steps: int, completion_len: int) -> dict:
 
 def run_edgetune(steps: int, completion_len: int, checkpointing: bool = False) -> dict:
     from engine.config import load_config
-    from engine.events import EventSink
-    from engine.train.run import make_recipe
 
     out = Path(tempfile.mkdtemp()) / "run"
     cfg = load_config(REPO / "assets/presets/cpu_grpo.yaml",
@@ -125,49 +105,20 @@ def run_edgetune(steps: int, completion_len: int, checkpointing: bool = False) -
                        f"rl.beta={BETA}", f"rl.num_generations={GENERATIONS}", f"rl.max_completion_len={completion_len}",
                        "train.save_steps=100000", "rl.log_completions=0",
                        f"train.gradient_checkpointing={str(checkpointing).lower()}"])
-    timer = StepTimer()
-    recipe = make_recipe(cfg, EventSink())
-    recipe.setup(None)
-    make_trainer = recipe._trainer
+    timer, spent = StepTimer(), []
 
-    def timed_trainer(*args, **kwargs):
-        trainer = make_trainer(*args, **kwargs)
+    def hook(trainer, build_s):
         trainer.add_callback(timer)
-        timed_trainer.spent = time_sampling(trainer)
-        return trainer
+        spent[:] = [time_sampling(trainer)]
 
-    recipe._trainer = timed_trainer
-    recipe.train()
-    return summary(timer, timed_trainer.spent)
+    train_with_hook(cfg, hook)
+    return summary(timer, spent[0])
 
 
 def child(variant: str, steps: int, completion_len: int) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    result = (run_plain(steps, completion_len) if variant == "plain"
-              else run_edgetune(steps, completion_len, checkpointing=variant == "edgetune-gc"))
-    from engine.process_memory import peak_rss_bytes
-
-    result["peak_rss_gb"] = peak_rss_bytes() / 1e9
-    print("RESULT " + json.dumps(result), flush=True)
-
-
-def measure(variant: str, steps: int, completion_len: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", variant, "--steps", str(steps),
-                          "--completion-len", str(completion_len)], capture_output=True, text=True, cwd=REPO)
-    line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
-    if line is None:
-        raise SystemExit(f"{variant} failed:\n{out.stderr[-3000:]}")
-    return json.loads(line[7:])
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
+    report(run_plain(steps, completion_len) if variant == "plain"
+           else run_edgetune(steps, completion_len, checkpointing=variant == "edgetune-gc"))
 
 
 def main() -> None:
@@ -185,7 +136,7 @@ def main() -> None:
           f"({GENERATIONS} per prompt), answers up to {args.completion_len} tokens, fp32")
     for i in range(args.runs):
         for v in variants:
-            r = measure(v, args.steps, args.completion_len)
+            r = run_child(__file__, v, "--steps", str(args.steps), "--completion-len", str(args.completion_len))
             results[v].append(r)
             print(f"run {i + 1} {v:<10} {r['answers_per_s']:7.3f} answers/s  sampling {r['sampling_share']:.0%} of "
                   f"the step  peak RSS {r['peak_rss_gb']:.2f} GB", flush=True)

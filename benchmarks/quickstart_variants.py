@@ -36,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from harness import REPO, cpu_name
 PRESET = REPO / "assets" / "presets" / "cpu_quickstart.yaml"
 DATA = REPO / "assets" / "datasets" / "quillon_facts.jsonl"
 HELDOUT = REPO / "assets" / "datasets" / "quillon_heldout.jsonl"
@@ -153,13 +153,6 @@ def main() -> None:
             pr = statistics.median(r["peak_rss_gb"] for r in base)
             line += f"   vs plain: {pw / med['wall_s']:.2f}x faster, {med['peak_rss_gb'] / pr:.2f}x RSS"
         print(line)
-
-
-def cpu_name() -> str:
-    try:
-        return next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        return "this CPU"
 
 
 if __name__ == "__main__":

@@ -21,16 +21,14 @@ runs and the ratio edgetune / plain.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from harness import REPO, report, run_child, train_with_hook
+
 DATA = REPO / "assets" / "datasets" / "quillon_facts.jsonl"
 
 
@@ -101,46 +99,20 @@ def run_plain(steps: int, dtype: str) -> dict:
 def run_edgetune(steps: int, dtype: str) -> dict:
     """`engine train` on the quickstart preset with the same batch and LoRA, timed by the same step callback."""
     from engine.config import load_config
-    from engine.events import EventSink
-    from engine.train.run import make_recipe
 
     out = Path(tempfile.mkdtemp()) / "run"
     cfg = load_config(REPO / "assets/presets/cpu_quickstart.yaml",
                       [f"output_dir={out}", f"max_steps={steps}", "batch_size=8", "lora.dropout=0.0",
                        "train.save_steps=100000", f"data={DATA}", f"quant.compute_dtype={dtype}"])
     timer = StepTimer()
-    recipe = make_recipe(cfg, EventSink())
-    recipe.setup(None)
-    make_trainer = recipe._trainer
-
-    def timed_trainer(*args, **kwargs):
-        trainer = make_trainer(*args, **kwargs)
-        trainer.add_callback(timer)
-        return trainer
-
-    recipe._trainer = timed_trainer
-    recipe.train()
+    train_with_hook(cfg, lambda trainer, build_s: trainer.add_callback(timer))
     # trained tokens per step from the Trainer's own count (non-padding, see engine/train/recipes/sft.py), skip the warm-up step
     return {"tokens_per_s": sum(timer.tokens[1:]) / sum(timer.times[1:]), "steps": len(timer.times)}
 
 
 def child(variant: str, steps: int, dtype: str) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    result = run_edgetune(steps, dtype) if variant == "edgetune" else run_plain(steps, dtype)
-    from engine.process_memory import peak_rss_bytes
-
-    result["peak_rss_gb"] = peak_rss_bytes() / 1e9
-    print("RESULT " + json.dumps(result), flush=True)
-
-
-def measure(variant: str, steps: int, dtype: str) -> dict:
-    """One child run; `dtype` is the plain script's dtype, or edgetune's compute_dtype ('auto' = its own pick)."""
-    out = subprocess.run([sys.executable, __file__, "--child", variant, "--steps", str(steps), "--child-dtype", dtype],
-                         capture_output=True, text=True, cwd=REPO)
-    line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
-    if line is None:
-        raise SystemExit(f"{variant} failed:\n{out.stderr[-3000:]}")
-    return json.loads(line[7:])
+    report(run_edgetune(steps, dtype) if variant == "edgetune" else run_plain(steps, dtype))
 
 
 def main() -> None:
@@ -158,7 +130,9 @@ def main() -> None:
     results = {"plain": [], "edgetune": []}
     for i in range(args.runs):
         for variant in ("plain", "edgetune"):  # interleaved so machine noise hits both
-            r = measure(variant, args.steps, args.plain_dtype if variant == "plain" else args.edgetune_dtype)
+            # the child's dtype: the plain script's, or edgetune's compute_dtype ('auto' = its own pick)
+            dtype = args.plain_dtype if variant == "plain" else args.edgetune_dtype
+            r = run_child(__file__, variant, "--steps", str(args.steps), "--child-dtype", dtype)
             results[variant].append(r)
             print(f"run {i + 1} {variant:<9} {r['tokens_per_s']:8.1f} tok/s  peak RSS {r['peak_rss_gb']:.2f} GB", flush=True)
     med = {v: statistics.median(r["tokens_per_s"] for r in rs) for v, rs in results.items()}
