@@ -157,13 +157,7 @@ class KtoFormat(RecordFormat):
     required = fields
 
     def convert(self, rec, columns, system_prompt):
-        prompt = rec.get(self.col(columns, "prompt"))
-        if isinstance(prompt, list) and prompt:
-            messages = [_normalise_message(m) for m in prompt]
-        elif isinstance(prompt, str) and prompt.strip():
-            messages = [{"role": "user", "content": prompt}]
-        else:
-            raise RecordError(f"field '{self.col(columns, 'prompt')}' is missing or empty (no prompt)")
+        messages = _prompt_messages(rec, self.col(columns, "prompt"))
         completion = rec.get(self.col(columns, "completion"))
         if isinstance(completion, list) and completion:
             completion = _normalise_message(completion[-1])["content"]
@@ -190,13 +184,7 @@ class PromptFormat(RecordFormat):
 
     def convert(self, rec, columns, system_prompt):
         key = self.col(columns, "prompt")
-        prompt = rec.get(key)
-        if isinstance(prompt, list) and prompt:
-            messages = [_normalise_message(m) for m in prompt]
-        elif isinstance(prompt, str) and prompt.strip():
-            messages = [{"role": "user", "content": prompt}]
-        else:
-            raise RecordError(f"field '{key}' is missing or empty (no prompt)")
+        messages = _prompt_messages(rec, key)
         if messages[-1]["role"] == "assistant":
             raise RecordError(f"field '{key}' ends with an assistant turn; a prompt for RL ends with the user's turn "
                               f"(the policy writes the answer)")
@@ -218,6 +206,16 @@ def _normalise_message(m) -> dict:
     if content is None:
         raise RecordError(f"message with role {role!r} has no content")
     return {"role": ROLE_NAMES[role], "content": content}
+
+
+def _prompt_messages(rec: dict, key: str) -> list:
+    """A record's prompt as messages: a conversation as given, or a string as one user turn."""
+    prompt = rec.get(key)
+    if isinstance(prompt, list) and prompt:
+        return [_normalise_message(m) for m in prompt]
+    if isinstance(prompt, str) and prompt.strip():
+        return [{"role": "user", "content": prompt}]
+    raise RecordError(f"field '{key}' is missing or empty (no prompt)")
 
 
 @register
