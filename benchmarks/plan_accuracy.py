@@ -9,7 +9,8 @@ Baseline: the measured peak. Each grid point runs in a fresh process that does w
 trl, pins glibc's mmap threshold (`engine.plan.pin_malloc_threshold`), loads the tokenizer and
 the model (the bundled SmolLM2-135M-Instruct, or a tiny random Llama with its vocabulary)
 in the compute dtype with SDPA attention, LoRA on all linear layers or QLoRA (NF4 + double
-quant, peft's prepare_model_for_kbit_training), non-reentrant gradient checkpointing when asked,
+quant, the base prepared by engine/train/kbit_prep.py as `engine train` does: no fp32 upcast),
+non-reentrant gradient checkpointing when asked,
 then runs STEPS AdamW steps on full-length micro-batches of random tokens (the worst case the
 plan sizes for) with the model's own loss, and reports its peak RSS (VmHWM: engine/process_memory.py). The planner's
 CPU estimate for the same config is printed next to it as a ratio planned / measured; the
@@ -69,7 +70,7 @@ def measure(point: dict) -> dict:
     import torch
     import transformers  # noqa: F401
     import trl  # noqa: F401  (the trainer's process has it imported)
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from engine.plan import pin_malloc_threshold
@@ -88,9 +89,11 @@ def measure(point: dict) -> dict:
     model = AutoModelForCausalLM.from_pretrained(point["model_dir"], **kwargs)
     model.config.use_cache = False
     ckpt = {"use_reentrant": False}
-    if point["method"] == "qlora":
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=point["gc"],
-                                                gradient_checkpointing_kwargs=ckpt)
+    if point["method"] == "qlora":  # what engine train does to a k-bit base (frozen float weights stay 16-bit)
+        from engine.config import load_config
+        from engine.train.kbit_prep import prepare_kbit_base
+
+        model = prepare_kbit_base(model, load_config(base={"method": "qlora"}), point["gc"])
     elif point["gc"]:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=ckpt)
         model.enable_input_require_grads()

@@ -41,10 +41,16 @@ PRESET = REPO / "assets" / "presets" / "cpu_quickstart.yaml"
 DATA = REPO / "assets" / "datasets" / "quillon_facts.jsonl"
 HELDOUT = REPO / "assets" / "datasets" / "quillon_heldout.jsonl"
 QLORA_BF16 = ["method=qlora", "quant.compute_dtype=bf16", f"data={DATA}", "train.save_steps=100000"]
-VARIANTS = {  # name -> (extra overrides, extra environment); "plain" is the script below
-    "upcast": ([], {"EDGETUNE_PEFT_UPCAST": "1"}),
-    "lean": ([], {}),
-    "lean-dropout": (["lora.dropout=0.05"], {}),
+VARIANTS = {  # name -> (overrides on the preset, extra environment); "plain" is the script below
+    "upcast": ([*QLORA_BF16], {"EDGETUNE_PEFT_UPCAST": "1"}),
+    "lean": ([*QLORA_BF16], {}),
+    "lean-dropout": ([*QLORA_BF16, "lora.dropout=0.05"], {}),
+    # the quickstart as shipped (LoRA on fp32, batch 8, dropout 0) and the defaults it could have had
+    "lora": ([f"data={DATA}", "train.save_steps=100000"], {}),
+    "lora-dropout": ([f"data={DATA}", "train.save_steps=100000", "lora.dropout=0.05"], {}),
+    "lora-b4": ([f"data={DATA}", "train.save_steps=100000", "batch_size=4"], {}),
+    "lora-b4-dropout": ([f"data={DATA}", "train.save_steps=100000", "batch_size=4", "lora.dropout=0.05"], {}),
+    "lora-auto": ([f"data={DATA}", "train.save_steps=100000", "batch_size=auto"], {}),
 }
 
 
@@ -103,18 +109,42 @@ def measure(variant: str, seed: int, epochs: float, work: Path, steps: int) -> d
         wall, rss = run_child(cmd, {"PYTHONPATH": str(REPO)})
         return {"wall_s": wall, "peak_rss_gb": rss}
     overrides, env = VARIANTS[variant]
-    cmd = [sys.executable, "-m", "engine", "train", str(PRESET), *QLORA_BF16, *overrides,
+    cmd = [sys.executable, "-m", "engine", "train", str(PRESET), *overrides,
            f"seed={seed}", f"epochs={epochs}", f"max_steps={steps}", f"output_dir={out}"]
     wall, rss = run_child(cmd, {"PYTHONPATH": str(REPO), **env})
     from engine.events import read_events
     from engine.train.evaluate import quiz
 
     events = [e for e in read_events(out / "events.jsonl") if e["type"] == "step"]
-    result = {"wall_s": wall, "peak_rss_gb": rss, "step_s": step_seconds(events), "final_loss": events[-1]["loss"]}
+    result = {"wall_s": wall, "peak_rss_gb": rss, "step_s": step_seconds(events), "final_loss": events[-1]["loss"],
+              "losses": [e["loss"] for e in events]}
     if not steps:  # a whole run: ask the held-out questions
         items = quiz(str(out), str(HELDOUT), with_base=False)
         result["quiz"] = sum(bool(i.correct.get("tuned")) for i in items)
     return result
+
+
+def plot_losses(results: dict, path: Path) -> None:
+    """Training loss per step of every engine variant and seed (one colour a variant) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
+    for colour, (variant, runs) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], results.items()):
+        for i, r in enumerate(x for x in runs if "losses" in x):
+            ax.plot(range(1, len(r["losses"]) + 1), r["losses"], color=colour, alpha=0.75, lw=1.2,
+                    label=variant if i == 0 else None)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title("CPU quickstart, one line per seed")
+    fig.tight_layout()
+    fig.savefig(path)
+    print(f"loss curves: {path}")
 
 
 def main() -> None:
@@ -124,6 +154,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=float, default=12)
     ap.add_argument("--steps", type=int, default=0, help="only this many optimizer steps (0: the whole run, quiz included)")
     ap.add_argument("--variants", default="plain,upcast,lean", help="comma-separated: plain," + ",".join(VARIANTS))
+    ap.add_argument("--json", default=None, help="write every result (loss curves included) to this JSON file")
+    ap.add_argument("--plot", default=None, help="draw the engine variants' loss curves, one line per seed, to this PNG")
     ap.add_argument("--plain-child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int, default=42, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -137,12 +169,17 @@ def main() -> None:
         for v in variants:  # interleaved, so a slow spell of a shared machine hits every variant
             r = measure(v, seed, args.epochs, work, args.steps)
             results[v].append(r)
-            print(f"seed {seed} {v:<13} {json.dumps({k: round(x, 3) for k, x in r.items()})}", flush=True)
+            shown = {k: round(x, 3) for k, x in r.items() if k != "losses"}
+            print(f"seed {seed} {v:<13} {json.dumps(shown)}", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    if args.plot:
+        plot_losses(results, Path(args.plot))
     length = f"{args.steps} steps" if args.steps else f"{args.epochs:g} epochs"
-    print(f"\nmedian of {args.seeds} seed(s), {length}, QLoRA bf16 on {cpu_name()}:")
+    print(f"\nmedian of {args.seeds} seed(s), {length}, on {cpu_name()} (QLoRA bf16 unless named lora*):")
     base = results.get("plain")
     for v, rs in results.items():
-        med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+        med = {k: statistics.median(r[k] for r in rs) for k in rs[0] if k != "losses"}
         line = f"{v:<13} wall {med['wall_s']:7.1f} s   peak RSS {med['peak_rss_gb']:.2f} GB"
         if "step_s" in med:
             line += f"   step {med['step_s']:.1f} s"

@@ -68,7 +68,8 @@ SCHEMA: dict[str, dict[str, str]] = {
 # Optional fields: present when they apply, readers must tolerate them missing.
 OPTIONAL: dict[str, dict[str, str]] = {
     "run_started": {"processes": "training processes (dist.num_processes x nodes; 1 in a plain run)",
-                    "effective_batch": "samples per optimizer step: batch_size x grad_accum x processes"},
+                    "effective_batch": "samples per optimizer step: batch_size x grad_accum x processes",
+                    "host_embedding_params": "values of the input-embedding table kept in host RAM (train.offload_embedding)"},
     "error": {"rank": "kind rank: the global rank of the process that failed"},
     "step": {"metrics": "the stage's own metrics, a dict of floats: dpo/orpo/simpo reward_chosen, reward_rejected, "
                         "reward_margin, reward_accuracy (orpo also log_odds_ratio); kto reward_chosen, "

@@ -212,7 +212,10 @@ class OptimSettings:
     epochs: float = opt(3.0, "Passes over the training data (ignored when max_steps > 0).")
     max_steps: int = opt(0, "Stop after this many optimizer steps; 0 = use epochs.")
     batch_size: Union[int, Auto] = opt(
-        4, "Micro-batch size per step; 'auto' picks the largest that the memory planner fits."
+        "auto",
+        "Micro-batch size per step. 'auto' (default): the largest the memory planner fits on this device, up to "
+        "16 (`engine plan` shows the pick; the first events of a run say it, and a resumed run keeps it). A number "
+        "fixes it, e.g. to compare runs across machines: the effective batch is batch_size x grad_accum.",
     )
     grad_accum: int = opt(1, "Gradient accumulation steps; effective batch = batch_size * grad_accum.")
     max_grad_norm: float = opt(1.0, "Clip gradients to this norm (0 = no clipping).")
@@ -231,6 +234,13 @@ class TrainSettings:
         "Recompute activations in the backward pass: ~30% slower, far less memory. 'auto' "
         "turns it on when the planner says the run does not fit without it; 'offload' also keeps each "
         "layer's saved input in CPU RAM instead of GPU memory (hf backend on CUDA; the same as true on CPU).",
+    )
+    offload_embedding: Union[bool, Literal["auto"]] = opt(
+        "auto",
+        "Keep the frozen input-embedding table in CPU RAM and send only the looked-up rows to the GPU (as "
+        "Unsloth's offload_embedding): frees vocab x hidden x 2 bytes of GPU memory (1.0 GB on Llama-3.1-8B) "
+        "for one small copy per step. 'auto' = on for adapter methods on a GPU when the table is frozen and "
+        "not tied to the output head; true = the same, and an error where it cannot apply; nothing changes on a CPU.",
     )
     freeze_layers: int = opt(
         2, "Method 'freeze': train only the top N transformer layers (and the norm), freeze the rest."

@@ -25,6 +25,7 @@ from engine.plan.shape import ModelShape
 @dataclass(frozen=True)
 class Lever:
     name: str
+    costs_only_speed: bool  # False: the change alters what is trained (a 4-bit base, shorter sequences)
     # (config, plan context) -> a changed copy with the override text, or None when it does not apply
     apply: Callable[["RunConfig", "Context"], Optional[tuple[object, str]]]  # noqa: F821
 
@@ -46,9 +47,9 @@ class Context:
 LEVERS: list[Lever] = []
 
 
-def lever(name: str):
+def lever(name: str, costs_only_speed: bool = True):
     def deco(fn):
-        LEVERS.append(Lever(name, fn))
+        LEVERS.append(Lever(name, costs_only_speed, fn))
         return fn
 
     return deco
@@ -86,6 +87,17 @@ def _smaller_batch(cfg, ctx: Context):
     return new, f"batch_size={batch} grad_accum={new.optim.grad_accum} (same effective batch {effective})"
 
 
+@lever("input embedding in host RAM")
+def _host_embedding(cfg, ctx: Context):
+    if cfg.train.offload_embedding is not False:
+        return None
+    trial = _copy(cfg)
+    trial.train.offload_embedding = "auto"
+    if not run_spec(trial, ctx.target.device, ctx.shape, 1, True).host_embedding:
+        return None  # not on a GPU, a tied head, or a method that trains the table
+    return trial, "train.offload_embedding=auto (the frozen token table stays in CPU RAM)"
+
+
 @lever("8-bit optimizer")
 def _optimizer(cfg, ctx: Context):
     if cfg.optim.optimizer != "adamw_torch":
@@ -118,7 +130,7 @@ def _unsloth(cfg, ctx: Context):
     return new, "train.backend=unsloth (pip install 'edgetune[unsloth]')"
 
 
-@lever("4-bit base")
+@lever("4-bit base", costs_only_speed=False)
 def _qlora(cfg, ctx: Context):
     method = get_method(cfg.method)
     if "4bit" not in method.base_formats or resolved_load_in(cfg) != "none" or method.trains_base:
@@ -132,7 +144,7 @@ def _qlora(cfg, ctx: Context):
     return new, "quant.load_in=4bit"
 
 
-@lever("shorter sequences")
+@lever("shorter sequences", costs_only_speed=False)
 def _shorter(cfg, ctx: Context):
     length = cfg.sequence.max_len
     while length > 128:
@@ -148,6 +160,24 @@ def _shorter(cfg, ctx: Context):
     return new, f"max_len={length} (longer records are truncated; check with `engine data inspect`)"
 
 
+def _headroom(cfg, target: Target, shape: ModelShape, plan) -> list[str]:
+    """For a tight fit: the changes that cost only speed, applied in order until the run is no longer tight."""
+    from engine.plan.planner import TIGHT_FROM
+
+    ctx = Context(target, shape, plan.batch_size, plan.gradient_checkpointing)
+    lines, current = [], cfg
+    for lv in (lv for lv in LEVERS if lv.costs_only_speed and lv.name != "smaller micro-batch"):
+        changed = lv.apply(current, ctx)
+        if changed is None:
+            continue
+        current, text = changed
+        total = ctx.total(current)
+        lines.append(f"for headroom, set {text}: {total:.1f} GB")
+        if total <= target.memory_gb * TIGHT_FROM:
+            break
+    return lines
+
+
 def advise_changes(cfg, target: Target, shape: ModelShape, plan) -> list[str]:
     """Advice lines for `plan`: headroom when it fits, the changes that make it fit otherwise."""
     gb = target.memory_gb
@@ -156,6 +186,7 @@ def advise_changes(cfg, target: Target, shape: ModelShape, plan) -> list[str]:
         if plan.verdict == "tight":
             lines.append("tight: an allocation spike may run out of memory; `engine train` then halves the "
                          "micro-batch and doubles grad_accum")
+            lines += _headroom(cfg, target, shape, plan)
         if plan.max_batch_size > plan.batch_size:
             effective = plan.batch_size * plan.grad_accum
             # the largest micro-batch that fits and divides the effective batch: same optimisation, fewer steps

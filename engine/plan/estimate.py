@@ -206,11 +206,13 @@ def base_weights(spec: RunSpec) -> Part:
         return Part("base weights", s.total_params * ub / GB, f"{_b(s.total_params)} params in {_dtype_name(ub)}")
     qb = quant_bytes(spec)
     label = spec.base_format + ("+double-quant" if spec.double_quant and spec.base_format != "int8" else "")
-    gb = (s.linear_params * qb + other * ub) / GB
+    host = s.vocab_size * s.hidden_size if spec.host_embedding else 0  # engine/train/host_embedding.py
+    gb = (s.linear_params * qb + (other - host) * ub) / GB
     if spec.base_format == "int8":  # one fp32 scale per output row of every linear
         gb += sum(o for _, _, o in s.linear_modules) * s.num_layers * 4 / GB
+    where = f"; the {_b(host)}-param input embedding stays in host RAM" if host else ""
     return Part("base weights", gb, f"{_b(s.linear_params)} linear params in {label} ({qb:.3f} B/param) + "
-                                    f"{_b(other)} embedding/norm params in {_dtype_name(ub)}")
+                                    f"{_b(other - host)} embedding/norm params in {_dtype_name(ub)}{where}")
 
 
 @term

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 from engine.plan.shape import Linear, ModelShape
 from engine.train.activation_offload import offloads_on
+from engine.train.host_embedding import wanted as host_embedding_wanted
 from engine.train.device import dtype_for
 from engine.train.methods import check_applies, facts_from_shape, get_method, resolved_load_in
 
@@ -50,6 +51,7 @@ class RunSpec:
     virtual_tokens: int = 0  # soft-prompt tokens in front of every sequence
     method_activation_bytes: int = 0  # per token and layer, saved by the method's own modules (bottleneck adapters)
     offload_checkpoints: bool = False  # train.gradient_checkpointing=offload (engine/plan/checkpoint_offload.py)
+    host_embedding: bool = False  # train.offload_embedding: the frozen input-embedding table stays in host RAM
     adapter_input_casts: bool = True  # peft copies each adapter's input to fp32 (off: model_setup.skip_adapter_input_casts)
     generations: int = 0  # online RL: answers sampled at once (their KV cache; engine/plan/rl_memory.py)
     reward_params: int = 0  # online RL: parameters of the reward-model runs scoring the answers
@@ -150,6 +152,8 @@ def run_spec(cfg, device: str, shape: ModelShape, batch_size: int, gradient_chec
         reference=reference_kind(cfg), trainable=method.trainable(shape, cfg), trains_base=method.trains_base,
         virtual_tokens=method.virtual_tokens(cfg), method_activation_bytes=method.activation_bytes(shape, cfg),
         offload_checkpoints=offloads_on(cfg, device),
+        host_embedding=(host_embedding_wanted(cfg, device) and not shape.tied_embeddings
+                        and not method.virtual_tokens(cfg) and not method.trains_base),
         # the hf backend skips peft's input casts for these methods when the trainer autocasts (engine/train/backends/hf.py)
         adapter_input_casts=not (method.autocast_inputs and compute in ("bf16", "fp16")),
     ).with_(**rl_fields(cfg, batch_size))

@@ -217,8 +217,11 @@ def decoder_layers(model):
 
 
 def count_params(model) -> tuple[int, int]:
-    """(trainable, total) parameters; 4-bit weights count as their logical size."""
-    trainable = total = 0
+    """(trainable, total) parameters; 4-bit weights count as their logical size, an embedding table kept in host
+    RAM (engine/train/host_embedding.py) counts too."""
+    from engine.train.host_embedding import host_params
+
+    trainable, total = 0, host_params(model)
     for p in model.parameters():
         n = p.numel()
         if p.__class__.__name__ == "Params4bit":

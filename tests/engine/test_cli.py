@@ -28,7 +28,7 @@ def test_config_fields_lists_help_and_aliases():
     out = run_engine("config", "--fields")
     assert out.returncode == 0
     assert "optim.lr: float = 0.0002" in out.stdout and "(alias: lr)" in out.stdout
-    assert "optim.batch_size: int or 'auto' = 4" in out.stdout
+    assert "optim.batch_size: int or 'auto' = 'auto'" in out.stdout
 
 
 def test_config_resolves_preset_with_overrides():

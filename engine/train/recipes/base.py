@@ -165,6 +165,9 @@ class BaseRecipe:
 
         set_seed(cfg.seed)  # LoRA initialisation is random: same seed, same run
         self.model, self.tokenizer = backend.load(cfg, self.model_dir, self.choice, self.grad_ckpt, head=self.head)
+        from engine.train import host_embedding
+
+        self.host_embedding_params = host_embedding.install(self.model, cfg, self.choice.device)  # 0: stays on the device
         self.data = self.build_data()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if ranks.is_main():  # one run folder, whatever the number of processes
@@ -179,7 +182,17 @@ class BaseRecipe:
                              trust_remote_code=self.cfg.model.trust_remote_code).path
 
     def _resolve_auto(self) -> tuple[int, bool]:
-        """Resolve 'auto' batch size / gradient checkpointing with the memory planner."""
+        """Resolve 'auto' batch size / gradient checkpointing with the memory planner (a resumed run keeps the
+        micro-batch its plan event recorded: free memory differs from one start to the next, the run must not)."""
+        bs, gc = self._planned_auto()
+        if self.resume_from and self.cfg.optim.batch_size == "auto":
+            from engine.events import read_events
+
+            plans = [e for e in read_events(self.run_dir / "events.jsonl") if e["type"] == "plan"]
+            bs = int(plans[-1].get("batch_size") or bs) if plans else bs
+        return bs, gc
+
+    def _planned_auto(self) -> tuple[int, bool]:
         from engine.plan import plan_memory, resolve_auto
 
         memory_gb = None
@@ -275,6 +288,7 @@ class BaseRecipe:
             eval_records=len(self.data.eval) if self.data.eval is not None else 0, total_steps=total_steps,
             resumed_from=str(self.resume_from) if self.resume_from else None,
             processes=world, effective_batch=batch_size * grad_accum * world,
+            **({"host_embedding_params": self.host_embedding_params} if self.host_embedding_params else {}),
         )
         self.sink.emit("plan", total_gb=round(self.plan.total_gb, 2) if self.plan else None,
                        batch_size=batch_size, gradient_checkpointing=self.grad_ckpt)

@@ -22,6 +22,10 @@ class KtoRecipe(PairRecipe):
                "rewards/margins": "reward_margin", "kl": "kl"}
     progress_metric = "reward_margin"
 
+    def _resolve_auto(self) -> tuple[int, bool]:
+        """The planner's batch, at least 2: KTO's KL term pairs each answer with another prompt of its batch."""
+        bs, gc = super()._resolve_auto()
+        return (max(2, bs) if self.cfg.optim.batch_size == "auto" else bs), gc
 
     def trainer_class(self) -> type:
         from engine.train.recipes.pretokenised import kto_trainer
