@@ -87,6 +87,9 @@ class ChatColumn(QWidget):
         attach_row = QHBoxLayout()
         self.attach_button = QPushButton("Image…")
         self.attach_button.setToolTip("Attach an image to your next message (or drop one on this column)")
+        keep = self.attach_button.sizePolicy()
+        keep.setRetainSizeWhenHidden(True)  # transcripts of text and image columns stay level side by side
+        self.attach_button.setSizePolicy(keep)
         self.attach_button.setVisible(False)
         self.image_chip = ImageChip()
         attach_row.addWidget(self.attach_button)
