@@ -150,10 +150,13 @@ class ChatColumn(QWidget):
     def attach_image(self, path: str) -> bool:
         """Put the image at `path` in the chip, to go with the next message; False (and why, in the status
         line) when this column's model reads text only or the file is no readable image."""
+        if not self.loaded_spec:
+            self._failed("Load a vision-language model in this column first, then attach an image.")
+            return False
         if not self.accepts_images:
-            name = self.loaded_spec.rstrip("/").rsplit("/", 1)[-1] or "This column's model"
+            name = self.loaded_spec.rstrip("/").rsplit("/", 1)[-1]
             self._failed(f"{name} reads text only, so it cannot take an image. Load a vision-language model "
-                         f"(a SmolVLM folder or a run trained from one).")
+                         f"(a SmolVLM folder or a run trained from one, not its .gguf) in this column.")
             return False
         from engine.data.formats import RecordError
         from engine.vision.data import check_image

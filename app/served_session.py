@@ -10,6 +10,9 @@ not give the memory back. Now each loaded column owns one server child on a free
 port with a random API key: the GUI keeps only the conversation, streams answers over the
 OpenAI API, and Stop closes the connection (the server stops generating at the next token).
 The same server is what "Serve this model" shows: any OpenAI client may use it meanwhile.
+A model that reads images says so when it loads (`accepts_images`); `attach_image(path)` then
+sends the file with the next message as an OpenAI image_url part (a base64 data: URI), and the
+history keeps it, since the server keeps no conversation.
 """
 
 from __future__ import annotations
