@@ -93,7 +93,7 @@ def build_app(pool: ModelPool, limits: ServeLimits, api_key: Optional[str] = Non
     async def list_models():
         # input_modalities (as OpenRouter's model list has it): whether image_url parts may be sent
         return {"object": "list", "data": [{"id": m.name, "object": "model", "created": m.created, "owned_by": "edgetune",
-                                            "input_modalities": ["text", "image"] if state.pool.accepts_images(m) else ["text"]}
+                                            "input_modalities": modalities(state.pool, m)}
                                            for m in state.pool.models.values()]}
 
     @api.post("/v1/chat/completions")
@@ -153,6 +153,11 @@ def build_app(pool: ModelPool, limits: ServeLimits, api_key: Optional[str] = Non
     return log_and_auth(api, state)
 
 
+def modalities(pool: ModelPool, model) -> list[str]:
+    """What a model reads, for /v1/models."""
+    return ["text", "image"] if pool.accepts_images(model) else ["text"]
+
+
 def chat_prompt(backend, messages: list[dict]) -> tuple[list[int], Optional[dict]]:
     """(ids, inputs): a vision backend's pixel tensors travel with the ids, not in the backend, so two
     requests with other images (but the same text, so the same ids) cannot swap them."""
@@ -186,8 +191,8 @@ def attach_images(images: RequestImages, messages: list[dict]) -> None:
 
 
 def render_and_tokenize(tokenize, backend) -> tuple[list[int], Optional[dict]]:
-    """The prompt's token ids (and a vision backend's inputs); a chat template that refuses the messages (many raise on roles that do
-    not alternate, or on a system turn) is the client's 400, with the template's own words."""
+    """The prompt's token ids (and a vision backend's inputs); a chat template that refuses the messages
+    (many raise on roles that do not alternate, or on a system turn) is the client's 400, in its own words."""
     try:
         return tokenize(backend)
     except EdgetuneError as e:
@@ -220,13 +225,14 @@ async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"The request body is {int(declared)} bytes; this server takes at most {limit} "
-                            f"(engine serve --max-body-kb).", "body_too_large")
+                            f"(engine serve --max-body-kb; an inline image counts 4/3 of its file size).", "body_too_large")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
             raise ApiError(413, f"The request body is over {limit} bytes, this server's limit "
-                                f"(engine serve --max-body-kb).", "body_too_large")
+                                f"(engine serve --max-body-kb; an inline image counts 4/3 of its file size).",
+                           "body_too_large")
         chunks.append(chunk)
     return b"".join(chunks)
 

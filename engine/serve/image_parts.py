@@ -47,7 +47,8 @@ def image_data_uri(path: str) -> str:
 def _scheme(url: str) -> str:
     """The URL's scheme ('' for a plain path; a Windows drive letter is a path, not a scheme)."""
     head, sep, _ = url.partition(":")
-    return head.lower() if sep and len(head) > 1 and head.replace("+", "").replace("-", "").replace(".", "").isalnum() else ""
+    is_scheme = sep and len(head) > 1 and head.replace("+", "").replace("-", "").replace(".", "").isalnum()
+    return head.lower() if is_scheme else ""
 
 
 class RequestImages:

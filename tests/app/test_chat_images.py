@@ -57,6 +57,7 @@ def load(qtbot, column, spec):
 def test_image_button_only_for_image_models_and_the_image_goes_with_the_next_message(qtbot, page, picture, tmp_path):
     page.exported.enabled.setChecked(False)
     assert page.base.attach_button.isHidden()  # nothing loaded yet
+    assert not page.base.attach_image(picture) and "Load a vision-language model" in page.base.status.text()
     load(qtbot, page.base, "text-model")
     load(qtbot, page.tuned, "tiny-vlm")
     assert page.base.attach_button.isHidden() and not page.tuned.attach_button.isHidden()
