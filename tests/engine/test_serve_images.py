@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -177,3 +178,32 @@ def test_served_tiny_vlm_answers_an_image_like_engine_chat(vlm_run, shapes_dir, 
         assert [(e["model"], e["accepts_images"]) for e in loaded] == [("vlm", True)]  # the text model never loaded
     finally:
         assert server.stop() == 0, "".join(server.stderr)[-2000:]
+
+
+def test_concurrent_requests_with_the_same_text_keep_their_own_images():
+    """Two prompts that differ only in their image tokenise alike: the pixels travel with each request's
+    ids (prompt_inputs -> stream(ids, params, inputs)), not in the backend, so answers never swap."""
+    import threading
+
+    backend = FakeVisionBackend()
+    backend.delay = 0.01
+    original = backend.stream
+
+    def slow_stream(ids, params, inputs=None):
+        for ch in original(ids, params, inputs):
+            time.sleep(backend.delay)
+            yield ch
+
+    backend.stream = slow_stream
+    answers = {}
+    with serving(make_app(backend, max_body_bytes=64 * 1024, parallel=2)) as url:
+        def post(size):
+            r = httpx.post(f"{url}/v1/chat/completions", json=ask(image_part(data_uri(*size))), timeout=30)
+            answers[size] = r.json()["choices"][0]["message"]["content"]
+
+        threads = [threading.Thread(target=post, args=(size,)) for size in ((20, 10), (7, 3), (9, 9))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    assert answers == {(20, 10): "20x10", (7, 3): "7x3", (9, 9): "9x9"}
