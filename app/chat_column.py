@@ -9,7 +9,6 @@ the status line, saying why.
 from __future__ import annotations
 
 import html
-
 from pathlib import Path
 
 from PySide6.QtCore import QUrl, Signal

@@ -225,7 +225,8 @@ async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"The request body is {int(declared)} bytes; this server takes at most {limit} "
-                            f"(engine serve --max-body-kb; an inline image counts 4/3 of its file size).", "body_too_large")
+                            f"(engine serve --max-body-kb; an inline image counts 4/3 of its file size).",
+                       "body_too_large")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)

@@ -84,16 +84,22 @@ def test_image_button_only_for_image_models_and_the_image_goes_with_the_next_mes
 
 
 def test_dropping_an_image_on_a_column_attaches_it(qtbot, page, picture):
-    from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
-    from PySide6.QtGui import QDropEvent
+    from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+    from PySide6.QtWidgets import QApplication
 
     load(qtbot, page.base, "tiny-vlm")
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(picture)])
-    event = QDropEvent(QPoint(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
-                       Qt.KeyboardModifier.NoModifier)
-    page.base.dropEvent(event)
+    target = page.base.transcript.viewport()  # where a drop lands: the read-only transcript passes it up
+    enter = QDragEnterEvent(QPoint(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(target, enter)
+    assert enter.isAccepted()
+    QApplication.sendEvent(target, QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                                              Qt.KeyboardModifier.NoModifier))
     assert page.base.image_chip.path == picture
+    assert page.base.transcript.toPlainText() == ""  # not pasted into the transcript as text
 
 
 @pytest.mark.slow
