@@ -137,6 +137,15 @@ def test_a_column_on_a_served_tiny_vlm_answers_a_message_with_an_image(qtbot, st
         # the served prompt is engine chat's, image tokens included
         assert session.last_stats["prompt_tokens"] == len(local.prompt_ids("What colour is the shape?"))
         assert session.history[-1]["content"] == p.base.last_reply and "<img" in p.base.transcript.toHtml()
+        p.input.setText("And its shape?")  # the next turn: the server keeps no conversation, the image goes again
+        assert p.send() == 1
+        qtbot.waitUntil(lambda: not p.base.busy, timeout=120_000)
+        assert "tokens in" in p.base.status.text(), p.base.status.text()
+        assert len(session.history) == 4 and session.history[2] == {"role": "user", "content": "And its shape?"}
+        local.pending_images = []
+        local.history = [{"role": "user", "content": "What colour is the shape?", "images": [image]},
+                         {"role": "assistant", "content": session.history[1]["content"]}]
+        assert session.last_stats["prompt_tokens"] == len(local.prompt_ids("And its shape?"))  # image tokens included
     finally:
         p.shutdown()
     assert not session.running
