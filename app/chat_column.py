@@ -1,22 +1,32 @@
-"""One model in the chat window: its picker, its transcript, its own worker thread."""
+"""One model in the chat window: its picker, its transcript, its own worker thread.
+
+A column whose model reads images (the server said so when it loaded) shows "Image…": the
+chosen (or dropped) image waits in a chip and goes with the next message, shown small in the
+user's turn. For text-only models the button stays hidden, and a dropped image is refused in
+the status line, saying why.
+"""
 
 from __future__ import annotations
 
 import html
+from pathlib import Path
 
-from PySide6.QtCore import Signal
-from PySide6.QtGui import QTextCursor
+from PySide6.QtCore import QUrl, Signal
+from PySide6.QtGui import QTextCursor, QTextDocument
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QTextBrowser,
                                QVBoxLayout, QWidget)
 
 from app.chat_worker import ChatWorker, start_worker_thread, stop_worker_thread
+from app.image_chip import IMAGE_SUFFIXES, ImageChip, thumbnail
+
+BUBBLE_THUMB = 96  # pixels: the image in the user's turn of the transcript
 
 
 class ChatColumn(QWidget):
     """A titled column: choose a model (spec, run folder, .gguf, ONNX folder), load it, chat."""
 
     load_requested = Signal(str, str, dict)
-    send_requested = Signal(str)
+    send_requested = Signal(str, str)  # text, image path ("" for none)
     reset_requested = Signal()
     busy_changed = Signal(bool)
 
@@ -24,6 +34,8 @@ class ChatColumn(QWidget):
         super().__init__(parent)
         self.settings = settings
         self.loaded_spec = ""
+        self.accepts_images = False
+        self.sent_images = 0
         self.busy = False
         self.last_reply = ""
         self.worker = ChatWorker()
@@ -36,6 +48,8 @@ class ChatColumn(QWidget):
         self.worker.reply_done.connect(self._reply_done)
         self.worker.failed.connect(self._failed)
         self.worker.served.connect(self._served)
+        self.worker.images_accepted.connect(self._images_accepted)
+        self.setAcceptDrops(True)
         self.serve_info: dict = {}
 
         lay = QVBoxLayout(self)
@@ -69,6 +83,17 @@ class ChatColumn(QWidget):
         lay.addLayout(row)
         self.transcript = QTextBrowser()
         lay.addWidget(self.transcript, 1)
+        attach_row = QHBoxLayout()
+        self.attach_button = QPushButton("Image…")
+        self.attach_button.setToolTip("Attach an image to your next message (or drop one on this column)")
+        keep = self.attach_button.sizePolicy()
+        keep.setRetainSizeWhenHidden(True)  # transcripts of text and image columns stay level side by side
+        self.attach_button.setSizePolicy(keep)
+        self.attach_button.setVisible(False)
+        self.image_chip = ImageChip()
+        attach_row.addWidget(self.attach_button)
+        attach_row.addWidget(self.image_chip, 1)
+        lay.addLayout(attach_row)
         self.status = QLabel("not loaded")
         self.status.setWordWrap(True)
         self.status.setStyleSheet("color: palette(placeholder-text);")
@@ -76,6 +101,7 @@ class ChatColumn(QWidget):
         self.load_button.clicked.connect(self.load)
         self.browse.clicked.connect(self._browse)
         self.serve_button.clicked.connect(self.show_serve_dialog)
+        self.attach_button.clicked.connect(self._choose_image)
 
     # choices ----------------------------------------------------------------------
     def set_choices(self, specs: list[str]) -> None:
@@ -102,6 +128,7 @@ class ChatColumn(QWidget):
         self._set_busy(True)
         self.serve_info = {}
         self.serve_button.setEnabled(False)
+        self._images_accepted(False)  # until the new model says otherwise
         self.status.setText(f"loading {spec}…")
         self.load_requested.emit(spec, system or "", dict(sampling or {}))
 
@@ -109,14 +136,78 @@ class ChatColumn(QWidget):
         """Append the user's message and ask the worker for a reply; False when this column is off or busy."""
         if not self.enabled.isChecked() or self.busy or not self.loaded_spec:
             return False
-        self._append(f"<p style='margin-top:8px'><b>You:</b> {html.escape(text)}</p><p><b>Model:</b> ")
+        image = self.image_chip.path
+        self._append(f"<p style='margin-top:8px'><b>You:</b> {self._image_html(image)}{html.escape(text)}</p>"
+                     f"<p><b>Model:</b> ")
+        self.image_chip.clear()
         self.last_reply = ""
         self._set_busy(True)
-        self.send_requested.emit(text)
+        self.send_requested.emit(text, image)
         return True
+
+    # images ---------------------------------------------------------------------------
+    def attach_image(self, path: str) -> bool:
+        """Put the image at `path` in the chip, to go with the next message; False (and why, in the status
+        line) when this column's model reads text only or the file is no readable image."""
+        if not self.loaded_spec:
+            self._failed("Load a vision-language model in this column first, then attach an image.")
+            return False
+        if not self.accepts_images:
+            name = self.loaded_spec.rstrip("/").rsplit("/", 1)[-1]
+            self._failed(f"{name} reads text only, so it cannot take an image. Load a vision-language model "
+                         f"(a SmolVLM folder or a run trained from one, not its .gguf) in this column.")
+            return False
+        from engine.data.formats import RecordError
+        from engine.vision.data import check_image
+
+        try:
+            check_image(path)
+        except RecordError as e:
+            self._failed(f"{e}.")
+            return False
+        self.image_chip.show_image(path)
+        return True
+
+    def _choose_image(self) -> None:
+        start = self.settings.last_folder("chat-image")
+        patterns = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
+        path, _ = QFileDialog.getOpenFileName(self, "Image for the next message", start,
+                                              f"Images ({patterns});;All files (*)")
+        if path:
+            self.settings.set_last_folder("chat-image", str(Path(path).parent))
+            self.attach_image(path)
+
+    def _image_html(self, path: str) -> str:
+        """The image small in the transcript (kept in the document: the file may change or go later)."""
+        if not path:
+            return ""
+        image = thumbnail(path, BUBBLE_THUMB)
+        if image.isNull():
+            return f"[{html.escape(Path(path).name)}] "
+        self.sent_images += 1
+        url = QUrl(f"chatimage://{self.sent_images}")
+        self.transcript.document().addResource(QTextDocument.ResourceType.ImageResource, url, image)
+        return f"<br><img src='{url.toString()}' title='{html.escape(path, quote=True)}'><br>"
+
+    @staticmethod
+    def _dropped_image(event) -> str:
+        urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
+        path = urls[0].toLocalFile() if len(urls) == 1 else ""
+        return path if path.lower().endswith(IMAGE_SUFFIXES) else ""
+
+    def dragEnterEvent(self, event) -> None:
+        if self._dropped_image(event) and self.loaded_spec:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        path = self._dropped_image(event)
+        if path:
+            event.acceptProposedAction()
+            self.attach_image(path)
 
     def reset(self) -> None:
         self.transcript.clear()
+        self.image_chip.clear()
         self.reset_requested.emit()
 
     def stop(self) -> None:
@@ -139,6 +230,12 @@ class ChatColumn(QWidget):
         return dialog
 
     # worker results ---------------------------------------------------------------------
+    def _images_accepted(self, accepted: bool) -> None:
+        self.accepts_images = accepted
+        self.attach_button.setVisible(accepted)
+        if not accepted:
+            self.image_chip.clear()
+
     def _loaded(self, description: str) -> None:
         self.loaded_spec = self.model.currentText().strip()
         self.status.setText(f"ready: {description}")

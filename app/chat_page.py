@@ -4,7 +4,8 @@ Each column is one model served by its own `engine serve` child process (closing
 the column gives its memory back) and read from its own thread, so a slow model
 does not hold the others; one message goes to every loaded column and the
 replies stream in together. Comparing base and tuned shows what training taught;
-comparing tuned and exported shows the export kept it.
+comparing tuned and exported shows the export kept it. A column whose model reads images
+takes one with the next message (ChatColumn's "Image…").
 """
 
 from __future__ import annotations

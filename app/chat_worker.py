@@ -31,6 +31,7 @@ class ChatWorker(QObject):
     """Lives in a worker thread; every slot runs there."""
 
     loaded = Signal(str)              # a description of the loaded model
+    images_accepted = Signal(bool)    # whether the loaded model takes images (sent just before `loaded`)
     served = Signal(dict)             # url, api_key, model, curl and python snippets (a served model)
     chunk = Signal(str)               # streamed text
     reply_done = Signal(float, int)   # seconds, generated tokens
@@ -54,18 +55,22 @@ class ChatWorker(QObject):
         except Exception as e:  # a bug or a broken model file: say it, keep the GUI alive
             self.failed.emit(f"{type(e).__name__}: {e}")
             return
+        self.images_accepted.emit(bool(getattr(self.session, "accepts_images", False)))
         self.loaded.emit(str(getattr(self.session, "label", "") or spec))
         if hasattr(self.session, "snippets"):
             self.served.emit(self.session.snippets())
 
-    @Slot(str)
-    def send(self, text: str) -> None:
+    @Slot(str, str)
+    def send(self, text: str, image: str = "") -> None:
+        """Stream the reply to `text`; `image` (a file path, or empty) goes with it."""
         if self.session is None:
             self.failed.emit("No model loaded in this column.")
             return
         self._stop = False
         start, n = time.perf_counter(), 0
         try:
+            if image:
+                self.session.attach_image(image)
             for piece in self.session.send(text):
                 self.chunk.emit(piece)
                 n += 1

@@ -10,6 +10,9 @@ not give the memory back. Now each loaded column owns one server child on a free
 port with a random API key: the GUI keeps only the conversation, streams answers over the
 OpenAI API, and Stop closes the connection (the server stops generating at the next token).
 The same server is what "Serve this model" shows: any OpenAI client may use it meanwhile.
+A model that reads images says so when it loads (`accepts_images`); `attach_image(path)` then
+sends the file with the next message as an OpenAI image_url part (a base64 data: URI), and the
+history keeps it, since the server keeps no conversation.
 """
 
 from __future__ import annotations
@@ -29,13 +32,17 @@ from engine.errors import EdgetuneError
 
 START_TIMEOUT_S = 600  # a large model on a slow disk takes minutes to load
 SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "repeat_penalty", "max_tokens", "seed")
+IMAGE_BODY_KB = 64 * 1024  # a few photos of a few MB each, resent with every turn of the conversation
+MAX_IMAGES = 32  # images in one conversation (the server counts every turn's)
 
 
 def serve_args(spec: str, name: str, max_tokens: int) -> list[str]:
     """`engine serve` arguments for one model on a free loopback port, loaded before it reports ready;
     it exits when its stdin (a pipe from the app) closes, so it never outlives the app."""
     return ["serve", f"{name}={spec}", "--host", "127.0.0.1", "--port", "0", "--events", "-", "--preload",
-            "--quiet", "--exit-with-stdin", "--max-tokens-limit", str(max(2048, max_tokens))]
+            "--quiet", "--exit-with-stdin", "--max-tokens-limit", str(max(2048, max_tokens)),
+            # every request carries the conversation's images again, base64 inside the body
+            "--max-body-kb", str(IMAGE_BODY_KB), "--max-images", str(MAX_IMAGES)]
 
 
 class ServedSession:
@@ -50,6 +57,8 @@ class ServedSession:
         self.sampling = {k: v for k, v in (sampling or {}).items() if k in SAMPLING_FIELDS}
         self.history: list[dict] = []
         self.last_stats: dict = {}
+        self.accepts_images = False  # the server says so when the model has loaded
+        self.pending_images: list[str] = []  # data: URIs that go with the next message
         self.model_name = default_name(spec) or "model"
         self.api_key = secrets.token_urlsafe(24)
         self.url = ""
@@ -93,6 +102,7 @@ class ServedSession:
                 raise EdgetuneError(self._child_error())
             if event.get("type") == "model_loaded":
                 self.label = event.get("label") or self.label
+                self.accepts_images = bool(event.get("accepts_images"))
             elif event.get("type") == "serve_started":
                 self.url = event["url"]
 
@@ -125,15 +135,41 @@ class ServedSession:
         return self.proc.poll() is None
 
     # conversation -----------------------------------------------------------------------
+    def attach_image(self, path: str) -> None:
+        """Send the image at `path` with the next message, as an image_url part (vision-language models only)."""
+        if not self.accepts_images:
+            raise EdgetuneError(f"{self.label} reads text only, so it cannot take an image. Chat with a vision-language "
+                                f"model (a SmolVLM folder or a run trained from one).")
+        from engine.data.formats import RecordError
+        from engine.serve.image_parts import image_data_uri
+        from engine.vision.data import check_image
+
+        try:
+            check_image(str(path))
+        except RecordError as e:
+            raise EdgetuneError(f"{e}.") from None
+        self.pending_images.append(image_data_uri(str(path)))
+
+    def _user(self, text: str) -> dict:
+        """The user turn: plain text, or text and image_url parts when images go with it."""
+        if not self.pending_images:
+            return {"role": "user", "content": text}
+        images = [{"type": "image_url", "image_url": {"url": uri}} for uri in self.pending_images]
+        return {"role": "user", "content": [*images, {"type": "text", "text": text}]}
+
     def messages(self, user_text: str) -> list[dict]:
         """System prompt, history and the new user turn, as the API takes them."""
-        return (([{"role": "system", "content": self.system}] if self.system else []) + list(self.history)
-                + [{"role": "user", "content": user_text}])
+        return self._context() + [self._user(user_text)]
+
+    def _context(self) -> list[dict]:
+        return ([{"role": "system", "content": self.system}] if self.system else []) + list(self.history)
 
     def send(self, text: str) -> Iterator[str]:
         """Stream the answer to `text`; the exchange joins the history when the answer is complete.
         Closing the generator early (Stop) closes the connection, which stops the generation."""
-        body = {"model": self.model_name, "messages": self.messages(text), "stream": True,
+        user = self._user(text)
+        self.pending_images = []  # they went with this message, answered or not: a refused image is not resent
+        body = {"model": self.model_name, "messages": self._context() + [user], "stream": True,
                 "stream_options": {"include_usage": True}, **self.sampling}
         if "max_tokens" in body:
             body["max_tokens"] = max(1, int(body["max_tokens"]))
@@ -165,11 +201,12 @@ class ServedSession:
         tokens = int(usage.get("completion_tokens") or 0)
         self.last_stats = {"seconds": seconds, "tokens": tokens, "prompt_tokens": int(usage.get("prompt_tokens") or 0),
                            "tokens_per_s": tokens / seconds if seconds > 0 else 0.0}
-        self.history += [{"role": "user", "content": text}, {"role": "assistant", "content": "".join(pieces)}]
+        self.history += [user, {"role": "assistant", "content": "".join(pieces)}]
 
     def reset(self) -> None:
         """Forget the conversation (the server keeps none)."""
         self.history.clear()
+        self.pending_images = []
 
     # "Serve this model" -------------------------------------------------------------------
     def snippets(self) -> dict:

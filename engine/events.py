@@ -71,6 +71,7 @@ OPTIONAL: dict[str, dict[str, str]] = {
                     "effective_batch": "samples per optimizer step: batch_size x grad_accum x processes",
                     "host_embedding_params": "values of the input-embedding table kept in host RAM (train.offload_embedding)"},
     "error": {"rank": "kind rank: the global rank of the process that failed"},
+    "model_loaded": {"accepts_images": "whether the model takes image_url parts (a vision-language model)"},
     "step": {"metrics": "the stage's own metrics, a dict of floats: dpo/orpo/simpo reward_chosen, reward_rejected, "
                         "reward_margin, reward_accuracy (orpo also log_odds_ratio); kto reward_chosen, "
                         "reward_rejected, reward_margin, kl; rm accuracy, margin; grpo/rloo reward (weighted sum, mean over the "

@@ -6,6 +6,8 @@
 
 Each MODEL is what `engine chat` takes (run folder, adapter, model folder, .gguf, ONNX folder,
 bundled name, hub id), optionally as NAME=MODEL; requests name it by what GET /v1/models lists.
+A vision-language model (a SmolVLM folder, a run trained from one, its merged/ folder) also takes
+image_url content parts: data: URIs, and file:// paths on a loopback server.
 A model loads when first asked for (--preload: at start). Needs the `serve` extra.
 """
 
@@ -30,7 +32,9 @@ def add_parser(sub) -> None:
     p.add_argument("--queue", type=int, default=16, help="Requests that may wait for a slot; more get 429.")
     p.add_argument("--max-tokens-limit", type=int, default=2048, help="Largest max_tokens a request may ask (and the default).")
     p.add_argument("--max-messages", type=int, default=512, help="Most messages in one request.")
-    p.add_argument("--max-body-kb", type=int, default=1024, help="Largest request body in KiB (413 beyond).")
+    p.add_argument("--max-body-kb", type=int, default=1024,
+                   help="Largest request body in KiB (413 beyond); images travel inside it as base64 (4/3 of the file).")
+    p.add_argument("--max-images", type=int, default=8, help="Most images in one request (vision-language models).")
     p.add_argument("--temperature", type=float, default=0.7, help="Default when a request gives none (0 = greedy).")
     p.add_argument("--top-p", type=float, default=0.95, help="Default nucleus mass.")
     p.add_argument("--top-k", type=int, default=40, help="Default top-k (requests may send top_k).")
@@ -63,7 +67,7 @@ def run(args) -> int:
     from engine.events import open_events_target
     from engine.serve.access_log import AccessLog, LockedSink
     from engine.serve.app import build_app
-    from engine.serve.auth import require_key_off_loopback, resolve_api_key
+    from engine.serve.auth import is_loopback, require_key_off_loopback, resolve_api_key
     from engine.serve.limits import ServeLimits
     from engine.serve.model_pool import ModelPool, parse_model_args
 
@@ -74,13 +78,15 @@ def run(args) -> int:
     sink = LockedSink(open_events_target(args.events))
     say = (lambda s: print(s, file=sys.stderr, flush=True)) if args.events == "-" else (lambda s: print(s, flush=True))
     limits = ServeLimits(max_body_bytes=args.max_body_kb * 1024, max_tokens=args.max_tokens_limit,
-                         max_messages=args.max_messages, parallel=args.parallel, queue=args.queue).check()
+                         max_messages=args.max_messages, parallel=args.parallel, queue=args.queue,
+                         max_images=args.max_images, local_files=is_loopback(args.host)).check()
     defaults = SamplingParams(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
                               repeat_penalty=args.repeat_penalty)
 
     def loaded(model, seconds):
         say(f"loaded {model.name} ({model.label}) in {seconds:.1f} s")
-        sink.emit("model_loaded", model=model.name, label=model.label, seconds=round(seconds, 3))
+        sink.emit("model_loaded", model=model.name, label=model.label, seconds=round(seconds, 3),
+                  accepts_images=bool(getattr(model.backend, "accepts_images", False)))
 
     pool = ModelPool(parse_model_args(args.models), backend=args.backend, template=args.template, on_loaded=loaded)
     pool.check_files()

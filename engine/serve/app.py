@@ -2,7 +2,7 @@
 
     GET  /health                liveness, models and whether each is loaded
     GET  /v1/models             the names requests use
-    POST /v1/chat/completions   messages -> the model's chat template -> answer (stream or not)
+    POST /v1/chat/completions   messages (text, and image_url parts for VLMs) -> chat template -> answer
     POST /v1/completions        raw prompt text -> continuation (no template)
 
 Handlers read the body themselves (size-capped) and validate it with `schemas`, so every bad
@@ -29,6 +29,7 @@ from engine.serve.access_log import AccessLog
 from engine.serve.api_errors import ApiError, error_body
 from engine.serve.auth import key_matches
 from engine.serve.generation import Usage, fit_context, generate
+from engine.serve.image_parts import RequestImages
 from engine.serve.limits import AdmissionGate, ServeLimits
 from engine.serve.model_pool import ModelPool
 from engine.serve.responses import Reply, StreamEvents, as_api_error, record_usage
@@ -84,12 +85,15 @@ def build_app(pool: ModelPool, limits: ServeLimits, api_key: Optional[str] = Non
 
     @api.get("/health")
     async def health():
-        return {"status": "ok", "models": {m.name: {"loaded": m.backend is not None, "label": m.label}
+        return {"status": "ok", "models": {m.name: {"loaded": m.backend is not None, "label": m.label,
+                                                    "images": state.pool.accepts_images(m)}
                                            for m in state.pool.models.values()}}
 
     @api.get("/v1/models")
     async def list_models():
-        return {"object": "list", "data": [{"id": m.name, "object": "model", "created": m.created, "owned_by": "edgetune"}
+        # input_modalities (as OpenRouter's model list has it): whether image_url parts may be sent
+        return {"object": "list", "data": [{"id": m.name, "object": "model", "created": m.created, "owned_by": "edgetune",
+                                            "input_modalities": modalities(state.pool, m)}
                                            for m in state.pool.models.values()]}
 
     @api.post("/v1/chat/completions")
@@ -101,7 +105,13 @@ def build_app(pool: ModelPool, limits: ServeLimits, api_key: Optional[str] = Non
             raise ApiError(400, f"'messages' holds {len(req.messages)} messages; this server takes at most "
                                 f"{limits.max_messages} (engine serve --max-messages).", "too_many_messages", "messages")
         messages = [m.as_chat(i) for i, m in enumerate(req.messages)]
-        return await respond(request, req, "chat.completion", lambda backend: backend.prompt_ids(messages))
+        with RequestImages(limits.local_files) as images:
+            if any("image_refs" in m for m in messages):
+                check_images_wanted(state.pool, req.model, messages, limits)
+                # decoding and opening the images is file and CPU work: off the event loop
+                await asyncio.get_running_loop().run_in_executor(None, attach_images, images, messages)
+            # the images become pixel tensors while tokenising, inside respond: the files may go after it
+            return await respond(request, req, "chat.completion", lambda backend: chat_prompt(backend, messages))
 
     @api.post("/v1/completions")
     async def completions(request: Request):
@@ -109,7 +119,7 @@ def build_app(pool: ModelPool, limits: ServeLimits, api_key: Optional[str] = Non
         text = req.prompt_text()
         if not text:
             raise ApiError(400, "'prompt' is empty.", "empty_prompt", "prompt")
-        return await respond(request, req, "text_completion", lambda backend: backend.encode(text))
+        return await respond(request, req, "text_completion", lambda backend: (backend.encode(text), None))
 
     async def respond(request: Request, req: SamplingFields, kind: str, tokenize):
         params = sampling_params(req, state.defaults, limits)
@@ -123,18 +133,18 @@ def build_app(pool: ModelPool, limits: ServeLimits, api_key: Optional[str] = Non
             loop = asyncio.get_running_loop()
             if model.backend is None:  # first request for it: load (seconds) off the event loop
                 await loop.run_in_executor(None, state.pool.load, model.name)
-            ids = await loop.run_in_executor(None, render_and_tokenize, tokenize, model.backend)
+            ids, inputs = await loop.run_in_executor(None, render_and_tokenize, tokenize, model.backend)
             fit_context(model, ids, params)
             usage_info["prompt_tokens"] = len(ids)
             reply = Reply(kind, model.name)
             if req.stream:
                 include_usage = bool(req.stream_options and req.stream_options.include_usage)
-                body = StreamEvents(state, model, ids, params, stops, reply, usage_info, include_usage, ticket)
+                body = StreamEvents(state, model, ids, params, stops, reply, usage_info, include_usage, ticket, inputs)
                 ticket.release_with(body)  # the body releases it, or its garbage collection if it never runs
                 streaming = True
                 return StreamingResponse(body.run(), media_type="text/event-stream",
                                          headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-            usage = await until_disconnect(request, collect(state, model, ids, params, stops, ticket, usage_info))
+            usage = await until_disconnect(request, collect(state, model, ids, params, stops, ticket, usage_info, inputs))
             return JSONResponse(reply.whole("".join(usage.text), usage))
         finally:
             if not streaming:
@@ -143,9 +153,46 @@ def build_app(pool: ModelPool, limits: ServeLimits, api_key: Optional[str] = Non
     return log_and_auth(api, state)
 
 
-def render_and_tokenize(tokenize, backend) -> list[int]:
-    """The prompt's token ids; a chat template that refuses the messages (many raise on roles that do
-    not alternate, or on a system turn) is the client's 400, with the template's own words."""
+def modalities(pool: ModelPool, model) -> list[str]:
+    """What a model reads, for /v1/models."""
+    return ["text", "image"] if pool.accepts_images(model) else ["text"]
+
+
+def chat_prompt(backend, messages: list[dict]) -> tuple[list[int], Optional[dict]]:
+    """(ids, inputs): a vision backend's pixel tensors travel with the ids, not in the backend, so two
+    requests with other images (but the same text, so the same ids) cannot swap them."""
+    if hasattr(backend, "prompt_inputs"):
+        return backend.prompt_inputs(messages)
+    return backend.prompt_ids(messages), None
+
+
+def check_images_wanted(pool: ModelPool, name: str, messages: list[dict], limits: ServeLimits) -> None:
+    """A 400 for images sent to a text-only model, or more images than the server takes."""
+    model = pool.entry(name)
+    first = next(m["image_refs"][0] for m in messages if "image_refs" in m)
+    if not pool.accepts_images(model):
+        hint = (" llama.cpp's multimodal path (a .gguf with its mmproj) is not served: serve the run folder or its "
+                "merged/ folder to send images." if model.spec.lower().endswith(".gguf") else
+                " Serve a vision-language model (a SmolVLM folder, or a run trained from one) to send images.")
+        raise ApiError(400, f"{first.where} is an image, but model {name!r} reads text only.{hint}",
+                       "unsupported_content", first.where)
+    count = sum(len(m["image_refs"]) for m in messages if "image_refs" in m)
+    if count > limits.max_images:
+        raise ApiError(400, f"The messages hold {count} images; this server takes at most {limits.max_images} per "
+                            f"request (engine serve --max-images).", "too_many_images", "messages")
+
+
+def attach_images(images: RequestImages, messages: list[dict]) -> None:
+    """Each message's image parts -> checked local files in its `images` list (what the backends read)."""
+    for m in messages:
+        refs = m.pop("image_refs", None)
+        if refs:
+            m["images"] = [images.resolve(ref) for ref in refs]
+
+
+def render_and_tokenize(tokenize, backend) -> tuple[list[int], Optional[dict]]:
+    """The prompt's token ids (and a vision backend's inputs); a chat template that refuses the messages
+    (many raise on roles that do not alternate, or on a system turn) is the client's 400, in its own words."""
     try:
         return tokenize(backend)
     except EdgetuneError as e:
@@ -178,21 +225,23 @@ async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"The request body is {int(declared)} bytes; this server takes at most {limit} "
-                            f"(engine serve --max-body-kb).", "body_too_large")
+                            f"(engine serve --max-body-kb; an inline image counts 4/3 of its file size).",
+                       "body_too_large")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
             raise ApiError(413, f"The request body is over {limit} bytes, this server's limit "
-                                f"(engine serve --max-body-kb).", "body_too_large")
+                                f"(engine serve --max-body-kb; an inline image counts 4/3 of its file size).",
+                           "body_too_large")
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-async def collect(state: ServeState, model, ids, params, stops, ticket, usage_info) -> Usage:
+async def collect(state: ServeState, model, ids, params, stops, ticket, usage_info, inputs=None) -> Usage:
     """Run a whole generation after waiting for a slot; the Usage holds the text."""
     await ticket.wait_turn()
-    async for kind, value in generate(model, ids, params, stops, state.executor, pieces=False):
+    async for kind, value in generate(model, ids, params, stops, state.executor, pieces=False, inputs=inputs):
         if kind == "done":
             record_usage(usage_info, value)
             return value

@@ -13,7 +13,7 @@ import threading
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import AsyncIterator
+from typing import AsyncIterator, Optional
 
 from engine.chat.sampling import SamplingParams
 from engine.errors import EdgetuneError
@@ -76,16 +76,17 @@ def fit_context(model: ServedModel, ids: list[int], params: SamplingParams) -> N
 
 
 def _run(model: ServedModel, ids: list[int], params: SamplingParams, stops: list[str],
-         cancel: threading.Event, emit, usage: Usage, pieces: bool) -> None:
+         cancel: threading.Event, emit, usage: Usage, pieces: bool, inputs: Optional[dict] = None) -> None:
     """Worker thread: generate until end-of-turn, a stop, max_tokens or cancel; the text gathers in
-    `usage.text`, and with `pieces` each piece also goes to `emit("text", piece)` as it comes."""
+    `usage.text`, and with `pieces` each piece also goes to `emit("text", piece)` as it comes.
+    `inputs` are the tensors a vision backend's prompt_inputs gave with the ids (the pixels)."""
     try:
         with model.busy:
             if cancel.is_set():  # the client left while this request waited for the model
                 return
             start = time.perf_counter()
             stopper = StopText(stops)
-            stream = model.backend.stream(ids, params)
+            stream = model.backend.stream(ids, params) if inputs is None else model.backend.stream(ids, params, inputs)
             try:
                 for piece in stream:
                     out = stopper.push(piece)
@@ -116,7 +117,8 @@ def _run(model: ServedModel, ids: list[int], params: SamplingParams, stops: list
 
 
 async def generate(model: ServedModel, ids: list[int], params: SamplingParams, stops: list[str],
-                   executor: Executor, pieces: bool = True) -> AsyncIterator[tuple[str, object]]:
+                   executor: Executor, pieces: bool = True, inputs: Optional[dict] = None
+                   ) -> AsyncIterator[tuple[str, object]]:
     """Yield ("text", str) pieces (only with `pieces`), then ("done", Usage) or ("error", exception).
 
     Without `pieces` (a non-streamed answer) the event loop is not woken per token: each wake-up
@@ -136,7 +138,7 @@ async def generate(model: ServedModel, ids: list[int], params: SamplingParams, s
         except RuntimeError:  # the loop has shut down (server stopping): nobody is listening
             pass
 
-    loop.run_in_executor(executor, _run, model, ids, params, stops, cancel, emit, usage, pieces)
+    loop.run_in_executor(executor, _run, model, ids, params, stops, cancel, emit, usage, pieces, inputs)
     try:
         while True:
             kind, value = await queue.get()

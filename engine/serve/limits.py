@@ -21,13 +21,15 @@ class ServeLimits:
     max_messages: int = 512
     parallel: int = 1  # generations at once; a model itself always serves one request at a time
     queue: int = 16  # requests allowed to wait for a slot; beyond that: 429
+    max_images: int = 8  # per request (all messages): each costs the processor and up to ~1k prompt tokens
+    local_files: bool = True  # image parts may name files on this machine (off only on a non-loopback bind)
 
     def check(self) -> "ServeLimits":
         """Refuse nonsense settings with the flag to fix."""
         from engine.errors import EdgetuneError
 
         for name, low in (("max_body_bytes", 1024), ("max_tokens", 1), ("max_messages", 1), ("parallel", 1),
-                          ("queue", 0)):
+                          ("queue", 0), ("max_images", 0)):
             if getattr(self, name) < low:
                 raise EdgetuneError(f"--{name.replace('_', '-')} must be at least {low}, not {getattr(self, name)}.")
         return self

@@ -91,6 +91,18 @@ class ModelPool:
                                 f"{', '.join(self.models)} (see GET /v1/models).", "model_not_found", "model")
         return self.models[name]
 
+    def accepts_images(self, model: ServedModel) -> bool:
+        """Whether `model` reads images: its loaded backend says, or before loading the backend class
+        its spec would get (decided from small files, e.g. a VLM folder's processor_config.json)."""
+        if model.backend is not None:
+            return bool(getattr(model.backend, "accepts_images", False))
+        from engine.chat.backends import backend_class
+
+        try:
+            return bool(getattr(backend_class(model.spec, self.backend), "accepts_images", False))
+        except EdgetuneError:  # not loadable at all: the load reports why
+            return False
+
     def load(self, name: str) -> ServedModel:
         """The loaded model `name` (blocking: call it from a worker thread)."""
         from engine.chat import ChatSession

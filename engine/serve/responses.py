@@ -69,8 +69,10 @@ def sse(obj: dict) -> str:
 class StreamEvents:
     """The SSE body of a streamed answer; its ticket is released however the stream ends."""
 
-    def __init__(self, state, model, ids, params, stops, reply: Reply, usage_info: dict, include_usage: bool, ticket):
+    def __init__(self, state, model, ids, params, stops, reply: Reply, usage_info: dict, include_usage: bool, ticket,
+                 inputs=None):
         self.args = (state, model, ids, params, stops)
+        self.inputs = inputs
         self.reply, self.usage_info, self.include_usage = reply, usage_info, include_usage
         self.ticket = ticket
 
@@ -81,7 +83,7 @@ class StreamEvents:
             await self.ticket.wait_turn()
             if self.reply.kind == "chat.completion":
                 yield self.reply.chunk(role=True)
-            async for kind, value in generate(model, ids, params, stops, state.executor):
+            async for kind, value in generate(model, ids, params, stops, state.executor, inputs=self.inputs):
                 if kind == "text":
                     yield self.reply.chunk(value)
                 elif kind == "done":

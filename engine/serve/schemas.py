@@ -3,7 +3,8 @@
 Fields OpenAI clients send that do not change a local model's answer (user, logprobs=false,
 presence_penalty, ...) are accepted and ignored, so stock clients work; a known field of the
 wrong type or range is a 400 naming it. `top_k` and `repeat_penalty` are llama.cpp-server
-extensions (send them with the openai client's `extra_body`).
+extensions (send them with the openai client's `extra_body`). Message content may be a string or
+a list of `text` and `image_url` parts (images: vision-language models only, see image_parts.py).
 """
 
 from __future__ import annotations
@@ -13,34 +14,63 @@ from typing import Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.serve.api_errors import ApiError
+from engine.serve.image_parts import ImageRef
 
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
 
-class TextPart(BaseModel):
+class ImageUrl(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    url: str
+    detail: Optional[str] = None  # OpenAI's low/high/auto: the processor decides the resolution here
+
+
+class ContentPart(BaseModel):
+    """{"type": "text", "text": ...} or {"type": "image_url", "image_url": {"url": ...}} (engine/serve/image_parts.py)."""
+
     model_config = ConfigDict(extra="allow")
     type: str
     text: Optional[str] = None
+    image_url: Union[ImageUrl, str, None] = None  # some clients send the URL string itself
 
 
 class Message(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: str
-    content: Union[str, list[TextPart], None] = None
+    content: Union[str, list[ContentPart], None] = None
 
     def as_chat(self, index: int) -> dict:
-        """{"role", "content"} as the chat template wants it (developer -> system, text parts joined)."""
+        """{"role", "content"} as the chat template wants it (developer -> system, text parts joined), plus
+        "image_refs" when the message has image parts (the model sees a turn's images before its text)."""
         if self.role not in ROLES:
             raise ApiError(400, f"messages[{index}].role is {self.role!r}; this server takes "
                                 f"{', '.join(ROLES)} (tool calls are not supported).", "invalid_role", f"messages[{index}].role")
-        content = self.content
+        content, refs = self.content, []
         if isinstance(content, list):
-            bad = [p.type for p in content if p.type != "text"]
-            if bad:
-                raise ApiError(400, f"messages[{index}] holds a {bad[0]!r} part; these models read text only.",
-                               "unsupported_content", f"messages[{index}].content")
-            content = "".join(p.text or "" for p in content)
-        return {"role": ROLES[self.role], "content": content or ""}
+            texts = []
+            for j, part in enumerate(content):
+                where = f"messages[{index}].content[{j}]"
+                if part.type == "text":
+                    texts.append(part.text or "")
+                elif part.type == "image_url":
+                    refs.append(ImageRef(where, _url_of(part, where)))
+                else:
+                    raise ApiError(400, f"{where} is a {part.type!r} part; this server takes 'text' and 'image_url' "
+                                        f"parts.", "unsupported_content", where)
+            content = "".join(texts)
+        if refs and ROLES[self.role] != "user":
+            raise ApiError(400, f"messages[{index}] is a {self.role} message with an image; images go in user "
+                                f"messages.", "unsupported_content", f"messages[{index}].content")
+        return {"role": ROLES[self.role], "content": content or "", **({"image_refs": refs} if refs else {})}
+
+
+def _url_of(part: ContentPart, where: str) -> str:
+    url = part.image_url.url if isinstance(part.image_url, ImageUrl) else part.image_url
+    if not url:
+        raise ApiError(400, f"{where} is an image_url part without a URL; send "
+                            f"{{\"type\": \"image_url\", \"image_url\": {{\"url\": \"data:image/png;base64,...\"}}}}.",
+                       "invalid_image_url", f"{where}.image_url")
+    return url
 
 
 class StreamOptions(BaseModel):

@@ -80,25 +80,33 @@ class VisionChatBackend:
         self.label = f"vlm:{Path(ref).name or ref}" + ("+adapter" if adapter is not None else "")
         self._pixels: dict = {}  # prompt ids -> the pixel tensors that go with them
 
-    def prompt_ids(self, messages: list[dict]) -> list[int]:
+    def prompt_inputs(self, messages: list[dict]) -> tuple[list[int], dict]:
+        """The prompt's token ids and the tensors that go with them (pixel values; none without images)."""
         from engine.vision.data import open_image
 
         text = self.processor.apply_chat_template(multimodal_messages(messages), tokenize=False, add_generation_prompt=True)
         images = [open_image(p) for m in messages for p in m.get("images", ())]
         enc = self.processor(text=[text], images=[images] if images else None, add_special_tokens=False, return_tensors="pt")
-        ids = enc["input_ids"][0].tolist()
-        self._pixels = {tuple(ids): {k: v for k, v in enc.items() if k not in ("input_ids", "attention_mask")}}
+        return enc["input_ids"][0].tolist(), {k: v for k, v in enc.items() if k not in ("input_ids", "attention_mask")}
+
+    def prompt_ids(self, messages: list[dict]) -> list[int]:
+        ids, inputs = self.prompt_inputs(messages)
+        self._pixels = {tuple(ids): inputs}  # for stream(ids, params) right after (ChatSession)
         return ids
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def stream(self, ids: list[int], params) -> Iterator[str]:
+    def stream(self, ids: list[int], params, inputs: dict | None = None) -> Iterator[str]:
+        """Generate after `ids`; `inputs` are prompt_inputs' tensors (None: those of the last prompt_ids call).
+        Ids alone cannot name the pixels: two prompts with other images but the same text tokenise alike."""
         import torch
 
         from engine.chat.decoding import IncrementalText, sample_next
 
-        extra = {k: v.to(self.device) for k, v in self._pixels.get(tuple(ids), {}).items()}
+        if inputs is None:
+            inputs = self._pixels.get(tuple(ids), {})
+        extra = {k: v.to(self.device) for k, v in inputs.items()}
         gen = torch.Generator().manual_seed(params.seed)
         text = IncrementalText(lambda toks: self.tokenizer.decode(toks, skip_special_tokens=True))
         past, inp, seen = None, torch.tensor([ids], device=self.device), list(ids)

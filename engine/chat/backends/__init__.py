@@ -6,6 +6,10 @@ rendered and tokenised), `encode(text) -> list[int]` (plain text tokenised the
 same way, for `engine serve`'s text completions) and `stream(ids, params) ->
 iterator of text chunks` (stopping at the model's end-of-turn tokens; closing
 it early ends the generation, and `last_count` holds the tokens generated).
+A backend that reads images sets `accepts_images = True`, takes an `images` list of
+paths on chat messages, and has `prompt_inputs(messages) -> (ids, inputs)`: the
+pixel tensors come back with the ids, and `stream(ids, params, inputs)` uses them, so
+requests served at once never mix up their images.
 """
 
 from __future__ import annotations
@@ -37,14 +41,20 @@ def _load_all() -> None:
 
 def open_backend(ref: str, backend: str = "auto", **options):
     """Instantiate the backend for `ref` (or the one named)."""
+    return backend_class(ref, backend)(ref, **options)
+
+
+def backend_class(ref: str, backend: str = "auto") -> type:
+    """The backend class `open_backend` would use for `ref`, decided from small files only (no loading):
+    what `engine serve` reads, e.g. `accepts_images`, before a model is loaded."""
     _load_all()
     if backend != "auto":
         if backend not in BACKENDS:
             raise EdgetuneError(f"Unknown chat backend {backend!r}; known: {', '.join(BACKENDS)}.")
-        return BACKENDS[backend](ref, **options)
+        return BACKENDS[backend]
     for name in sorted(ORDER, key=lambda n: n == FALLBACK):
         if BACKENDS[name].matches(ref):
-            return BACKENDS[name](ref, **options)
+            return BACKENDS[name]
     raise EdgetuneError(
         f"'{ref}' is not something edgetune can chat with: expected a run folder, an adapter folder, a model folder "
         f"(config.json), a .gguf file, an ONNX GenAI folder (genai_config.json), the bundled smollm2-135m-instruct "
