@@ -44,7 +44,7 @@ def family_for(config: dict) -> VisionFamily:
         return FAMILIES[model_type]
     known = sorted({f"{f.name} ({', '.join(f.model_types)})" for f in FAMILIES.values()})
     raise ConfigError(f"model_type={model_type!r} is a vision-language model edgetune does not train yet; supported: "
-                      f"{'; '.join(known)}. Use a SmolVLM/Idefics3 model, or open an issue naming the model.")
+                      f"{'; '.join(known)}. Use a model of a supported family, or open an issue naming the model.")
 
 
 def family_of_model(model) -> VisionFamily | None:
@@ -53,3 +53,6 @@ def family_of_model(model) -> VisionFamily | None:
     if "vision_config" not in config:
         return None
     return FAMILIES.get(str(config.get("model_type", "")))
+
+
+from engine.vision import family_gemma3  # noqa: E402,F401  (registers Gemma 3)

@@ -2,6 +2,7 @@
 
     python -m engine.vision.tiny_vlm runs/tiny-vlm --lm smollm2-135m-instruct      # SmolLM2 reads the images
     python -m engine.vision.tiny_vlm /tmp/vlm --lm smollm2-135m-instruct --random-lm --hidden 64
+    python -m engine.vision.tiny_vlm /tmp/tiny-gemma3 --family gemma3                 # Gemma 3, all random (tiny_gemma3.py)
 
 No VLM weights can be downloaded on an offline machine, so this assembles one from what is at
 hand: a small SigLIP-style vision tower (random), the Idefics3 pixel-shuffle connector (random)
@@ -97,12 +98,27 @@ def main(argv=None) -> int:
     p.add_argument("--random-lm", action="store_true", help="A tiny random Llama instead of the LM's weights.")
     p.add_argument("--hidden", type=int, default=64, help="Vision tower width (and the random LM's).")
     p.add_argument("--image-size", type=int, default=32, help="Pixels per side the vision tower sees.")
+    p.add_argument("--family", choices=sorted(TINY_BUILDERS), default="idefics3",
+                   help="VLM family: idefics3 (SmolVLM-style, from --lm) or gemma3 (all random; --lm gives the tokenizer).")
     args = p.parse_args(argv)
     from engine.models import resolve_model
 
     lm_dir = resolve_model(args.lm).path
+    if args.family != "idefics3":
+        print(TINY_BUILDERS[args.family](args.out, lm_dir, hidden=args.hidden, image_size=args.image_size))
+        return 0
     print(build_tiny_vlm(args.out, lm_dir, random_lm=args.random_lm, hidden=args.hidden, image_size=args.image_size))
     return 0
+
+
+def _build_gemma3(*args, **kwargs):
+    from engine.vision.tiny_gemma3 import build_tiny_gemma3
+
+    return build_tiny_gemma3(*args, **kwargs)
+
+
+# Other families' tiny builders (a random model of that architecture, the bundled tokenizer + its image tokens).
+TINY_BUILDERS = {"idefics3": build_tiny_vlm, "gemma3": _build_gemma3}
 
 
 if __name__ == "__main__":
