@@ -21,6 +21,16 @@ class VisionFamily:
     vision_modules: tuple  # module paths of the vision encoder
     projector_modules: tuple  # module paths of the projector (connector)
     llama_cpp_projector: str | None = None  # clip.projector_type in an mmproj GGUF, when llama.cpp runs it
+    # (prefix in the safetensors files, module path it loads into), for families whose files keep an older
+    # layout that transformers renames on load (and back on save); longest prefix first
+    saved_prefixes: tuple = ()
+
+    def module_name(self, key: str) -> str:
+        """A checkpoint tensor name as the loaded model's parameter name ('language_model.model.x' -> 'model.language_model.x')."""
+        for saved, module in self.saved_prefixes:
+            if key.startswith(saved):
+                return module + key[len(saved):]
+        return key
 
 
 FAMILIES: dict[str, VisionFamily] = {}

@@ -48,7 +48,7 @@ def build_tiny_gemma3(out: str | Path, lm_dir: str | Path, hidden: int = 64, ima
                       tokens_per_image: int = 4, vision_layers: int = 2, seed: int = 0) -> Path:
     """Write a Gemma3ForConditionalGeneration folder (safetensors + processor) to `out`; returns it.
 
-    `lm_dir` gives the tokenizer only. The tower sees `image_size`² pixels in `patch_size`²
+    `lm_dir` gives the tokenizer only. The decoder is `hidden` wide, the vision tower hidden/2. The tower sees `image_size`² pixels in `patch_size`²
     patches; the projector average-pools that grid to `tokens_per_image` (a square) image tokens.
     """
     import torch
@@ -76,7 +76,8 @@ def build_tiny_gemma3(out: str | Path, lm_dir: str | Path, hidden: int = 64, ima
                 num_attention_heads=4, num_key_value_heads=2, head_dim=16, query_pre_attn_scalar=16,
                 max_position_embeddings=1024, sliding_window=256, bos_token_id=tok.bos_token_id,
                 eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    vision = dict(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=vision_layers, num_attention_heads=4,
+    # the tower half as wide as the LM: a transposed projection could not pass for the right one
+    vision = dict(hidden_size=hidden // 2, intermediate_size=hidden, num_hidden_layers=vision_layers, num_attention_heads=4,
                   image_size=image_size, patch_size=patch_size, vision_use_head=False, layer_norm_eps=1e-6)
     config = Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=tokens_per_image,
                           boi_token_index=tok.boi_token_id, eoi_token_index=tok.eoi_token_id,
@@ -89,7 +90,7 @@ def build_tiny_gemma3(out: str | Path, lm_dir: str | Path, hidden: int = 64, ima
             if name.endswith("norm.weight") and "vision_tower" not in name:
                 p.normal_(0.0, 0.1)
         proj = model.model.multi_modal_projector.mm_input_projection_weight
-        proj.normal_(0.0, hidden ** -0.5)
+        proj.normal_(0.0, (hidden // 2) ** -0.5)
     model.generation_config.eos_token_id = [tok.eos_token_id, end_of_turn]  # as Gemma 3 -it: <eos> or <end_of_turn>
     model.generation_config.pad_token_id = tok.pad_token_id
     import shutil

@@ -60,11 +60,12 @@ def stage_language_model(model_dir: Path, stage: Path) -> Path:
     tensors = {}
     for shard in sorted(model_dir.glob("*.safetensors")):
         with safe_open(str(shard), framework="pt") as f:
-            for key in f.keys():
+            for saved in f.keys():
+                key = family.module_name(saved)
                 if key.startswith(prefix):
-                    tensors["model." + key[len(prefix):]] = f.get_tensor(key).contiguous()
+                    tensors["model." + key[len(prefix):]] = f.get_tensor(saved).contiguous()
                 elif key == "lm_head.weight":
-                    tensors[key] = f.get_tensor(key).contiguous()
+                    tensors[key] = f.get_tensor(saved).contiguous()
     text = dict(config["text_config"])
     text["architectures"] = [arch]
     text["tie_word_embeddings"] = bool(config.get("tie_word_embeddings", text.get("tie_word_embeddings", False)))
