@@ -37,6 +37,7 @@ class MmprojProjector:
     write_keys: Callable  # (writer, config.json dict, preprocessor dict) -> None: its own clip.vision.* keys
     rename: Callable = _same_name  # checkpoint name -> a name gguf-py's MMPROJ table maps (None: not written)
     adjust: Callable = _same_values  # (checkpoint name, numpy array) -> the values llama.cpp wants
+    image_text: str = "{marker}"  # what the processor writes for an image besides the tokens libmtmd adds around it
 
 
 PROJECTORS: dict[str, MmprojProjector] = {}

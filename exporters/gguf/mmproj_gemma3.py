@@ -46,4 +46,5 @@ def _adjust(key: str, t):
     return t + 1.0 if key.endswith("soft_emb_norm.weight") else t
 
 
-register_projector("gemma3", MmprojProjector(_keys, _rename, _adjust))
+# Gemma3Processor writes "\n\n<start_of_image>" + soft tokens + "<end_of_image>\n\n"; libmtmd adds the two markers itself
+register_projector("gemma3", MmprojProjector(_keys, _rename, _adjust, image_text="\n\n{marker}\n\n"))

@@ -28,6 +28,7 @@ class TinyFamily:
     projector_type: str  # clip.projector_type of its mmproj GGUF
     image_tokens: int = 4  # per 32 px image
     marks_image_tokens: bool = False  # the processor gives token_type_ids (bidirectional attention inside an image)
+    llama_cpp_same_prompt: bool = False  # libmtmd lays out an image prompt token for token as the processor does
 
 
 def _idefics3(out, lm_dir):
@@ -48,7 +49,8 @@ TINY_FAMILIES = {
                            "connector", "<|im_end|>\n", "idefics3"),
     # 2-layer 32-wide SigLIP + avg-pool/RMSNorm/projection + a 2-layer 64-wide gemma3_text, SmolLM2's tokenizer + Gemma's
     "gemma3": TinyFamily("gemma3", _gemma3, "model.language_model", "model.vision_tower.encoder.layers.0.self_attn.q_proj",
-                         "multi_modal_projector", "<end_of_turn>\n", "gemma3", marks_image_tokens=True),
+                         "multi_modal_projector", "<end_of_turn>\n", "gemma3", marks_image_tokens=True,
+                         llama_cpp_same_prompt=True),
 }
 
 

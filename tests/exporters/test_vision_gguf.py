@@ -1,5 +1,6 @@
 """GGUF export of a VLM: the decoder through our converter + an mmproj GGUF that llama.cpp's
-multimodal library loads and whose image embeddings match transformers'; ONNX refuses VLMs."""
+multimodal library loads and whose image embeddings (and, where libmtmd lays the prompt out as the
+processor does, next-token logits on a question about the image) match transformers'; ONNX refuses VLMs."""
 
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ def test_lm_and_mmproj_written_and_verified_by_llama_cpp(vlm_family, family_merg
     lm, mm = result.reports
     assert lm.passed and round(lm.top1 * lm.positions) + lm.top1_ties == lm.positions, lm.problems  # any miss a near-tie
     assert mm.passed and mm.tokens_checked == vlm_family.image_tokens and mm.nmse < 1e-3, mm.problems  # image embeddings
+    if vlm_family.llama_cpp_same_prompt:  # a question about the image: llama.cpp's next-token logits = transformers'
+        assert mm.nmse_max_prompt < 1e-4 and mm.top1 == 1.0, mm.warnings  # (causal attention over the image: 6e-4)
     reader = gguf.GGUFReader(str(out / "mmproj-f16.gguf"))
     assert reader.fields["clip.projector_type"].contents() == vlm_family.projector_type
     assert not list(out.glob(".*"))  # no staging or partial files left behind
