@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.errors import ConfigError
+
 IMAGE_TOKENS = {"boi_token": "<start_of_image>", "image_token": "<image_soft_token>", "eoi_token": "<end_of_image>"}
 TURN_TOKENS = ["<start_of_turn>", "<end_of_turn>"]
 
@@ -48,8 +50,9 @@ def build_tiny_gemma3(out: str | Path, lm_dir: str | Path, hidden: int = 64, ima
                       tokens_per_image: int = 4, vision_layers: int = 2, seed: int = 0) -> Path:
     """Write a Gemma3ForConditionalGeneration folder (safetensors + processor) to `out`; returns it.
 
-    `lm_dir` gives the tokenizer only. The decoder is `hidden` wide, the vision tower hidden/2. The tower sees `image_size`² pixels in `patch_size`²
-    patches; the projector average-pools that grid to `tokens_per_image` (a square) image tokens.
+    `lm_dir` gives the tokenizer only. The decoder is `hidden` wide, the vision tower hidden/2. The
+    tower sees `image_size`² pixels in `patch_size`² patches; the projector average-pools that grid
+    to `tokens_per_image` (a square) image tokens.
     """
     import torch
     from transformers import AutoTokenizer, Gemma3Config, Gemma3ForConditionalGeneration, Gemma3Processor
@@ -58,8 +61,9 @@ def build_tiny_gemma3(out: str | Path, lm_dir: str | Path, hidden: int = 64, ima
 
     side, per_side = image_size // patch_size, int(tokens_per_image ** 0.5)
     if per_side * per_side != tokens_per_image or side % per_side:
-        raise ValueError(f"tokens_per_image={tokens_per_image} must be a square whose side divides the "
-                         f"{side}x{side} patch grid")
+        raise ConfigError(f"A {image_size} px image in {patch_size} px patches is a {side}x{side} grid, which "
+                          f"{tokens_per_image} image tokens (a {per_side}x{per_side} average pool) cannot divide evenly; "
+                          f"use an image size of {patch_size * per_side} x a whole number.")
     out = Path(out)
     torch.manual_seed(seed)
     tok = AutoTokenizer.from_pretrained(str(lm_dir), extra_special_tokens=dict(IMAGE_TOKENS))
