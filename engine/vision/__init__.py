@@ -26,8 +26,9 @@ def read_config(folder: str | Path) -> dict:
 def is_vlm_folder(folder: str | Path) -> bool:
     """Whether the folder holds a vision-language model of a family this package trains (families.py).
 
-    Other multimodal checkpoints (a Gemma 3 with its vision tower, ...) keep the text path they
-    had: trained, merged and exported as their language model, as before this package existed."""
+    Other multimodal checkpoints (a PaliGemma, ...) keep the text path they had: trained, merged
+    and exported as their language model, as before this package existed. A text-only Gemma 3
+    (gemma3_text) has no vision_config; a Gemma 3 with its vision tower (gemma3) is a VLM here."""
     from engine.vision.families import FAMILIES
 
     config = read_config(folder)

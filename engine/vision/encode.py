@@ -30,7 +30,9 @@ class VisionEncoder:
         self.processor = processor
         self.max_len = max_len
         self.image_token = getattr(processor, "image_token", "<image>")
-        self.image_token_id = processor.tokenizer.convert_tokens_to_ids(self.image_token)
+        # The token the images become (Gemma 3 writes <start_of_image> but expands it into soft tokens)
+        expanded = [i for i in (getattr(processor, "image_token_ids", None) or []) if i is not None]
+        self.image_token_id = expanded[0] if expanded else processor.tokenizer.convert_tokens_to_ids(self.image_token)
         if not getattr(processor, "chat_template", None):
             raise DataError("This vision-language model's processor has no chat template; set model.chat_template to one "
                             "that renders image parts (see engine/vision/tiny_vlm.py's CHAT_TEMPLATE for a ChatML one).")

@@ -21,6 +21,16 @@ class VisionFamily:
     vision_modules: tuple  # module paths of the vision encoder
     projector_modules: tuple  # module paths of the projector (connector)
     llama_cpp_projector: str | None = None  # clip.projector_type in an mmproj GGUF, when llama.cpp runs it
+    # (prefix in the safetensors files, module path it loads into), for families whose files keep an older
+    # layout that transformers renames on load (and back on save); longest prefix first
+    saved_prefixes: tuple = ()
+
+    def module_name(self, key: str) -> str:
+        """A checkpoint tensor name as the loaded model's parameter name ('language_model.model.x' -> 'model.language_model.x')."""
+        for saved, module in self.saved_prefixes:
+            if key.startswith(saved):
+                return module + key[len(saved):]
+        return key
 
 
 FAMILIES: dict[str, VisionFamily] = {}
@@ -44,7 +54,7 @@ def family_for(config: dict) -> VisionFamily:
         return FAMILIES[model_type]
     known = sorted({f"{f.name} ({', '.join(f.model_types)})" for f in FAMILIES.values()})
     raise ConfigError(f"model_type={model_type!r} is a vision-language model edgetune does not train yet; supported: "
-                      f"{'; '.join(known)}. Use a SmolVLM/Idefics3 model, or open an issue naming the model.")
+                      f"{'; '.join(known)}. Use a model of a supported family, or open an issue naming the model.")
 
 
 def family_of_model(model) -> VisionFamily | None:
@@ -53,3 +63,6 @@ def family_of_model(model) -> VisionFamily | None:
     if "vision_config" not in config:
         return None
     return FAMILIES.get(str(config.get("model_type", "")))
+
+
+from engine.vision import family_gemma3  # noqa: E402,F401  (registers Gemma 3)

@@ -13,11 +13,50 @@ Written to a temp name and renamed when complete.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from engine.errors import EdgetuneError
 
 MMPROJ_TYPES = ("f16", "f32")
+
+
+def _same_name(key: str) -> str | None:
+    return key
+
+
+def _same_values(key: str, t):
+    return t
+
+
+@dataclass(frozen=True)
+class MmprojProjector:
+    """What one `clip.projector_type` adds to the common CLIP keys and tensors, as convert_hf_to_gguf.py does."""
+
+    write_keys: Callable  # (writer, config.json dict, preprocessor dict) -> None: its own clip.vision.* keys
+    rename: Callable = _same_name  # checkpoint name -> a name gguf-py's MMPROJ table maps (None: not written)
+    adjust: Callable = _same_values  # (checkpoint name, numpy array) -> the values llama.cpp wants
+    image_text: str = "{marker}"  # what the processor writes for an image besides the tokens libmtmd adds around it
+
+
+PROJECTORS: dict[str, MmprojProjector] = {}
+
+
+def register_projector(name: str, projector: MmprojProjector) -> MmprojProjector:
+    PROJECTORS[name] = projector
+    return projector
+
+
+def _idefics3_keys(writer, config: dict, pre: dict) -> None:
+    vision = config["vision_config"]
+    writer.add_vision_attention_layernorm_eps(float(vision.get("layer_norm_eps", 1e-5)))
+    writer.add_vision_projector_scale_factor(int(config.get("scale_factor", 2)))
+    writer.add_vision_use_gelu(True)
+    writer.add_vision_preproc_image_size(int((pre.get("size") or {}).get("longest_edge", vision["image_size"])))
+
+
+register_projector("idefics3", MmprojProjector(_idefics3_keys))
 
 
 def mmproj_file_name(qtype: str = "f16") -> str:
@@ -39,7 +78,7 @@ def check_mmproj_supported(model_dir: Path):
     from engine.vision.families import family_for
 
     family = family_for(read_config(model_dir))
-    if not family.llama_cpp_projector:
+    if not family.llama_cpp_projector or family.llama_cpp_projector not in PROJECTORS:
         raise EdgetuneError(f"GGUF export of {family.name} vision-language models is not supported yet: llama.cpp has no "
                             f"mmproj projector edgetune can write for it. Nothing was written.")
     return family
@@ -76,22 +115,24 @@ def write_mmproj(model_dir: Path, out: Path, qtype: str = "f16") -> Path:
     writer.add_vision_head_count(int(vision["num_attention_heads"]))
     writer.add_vision_image_mean([float(x) for x in pre.get("image_mean", [0.5, 0.5, 0.5])])
     writer.add_vision_image_std([float(x) for x in pre.get("image_std", [0.5, 0.5, 0.5])])
-    writer.add_vision_attention_layernorm_eps(float(vision.get("layer_norm_eps", 1e-5)))
-    writer.add_vision_projector_scale_factor(int(config.get("scale_factor", 2)))
-    writer.add_vision_use_gelu(True)
-    writer.add_vision_preproc_image_size(int((pre.get("size") or {}).get("longest_edge", vision["image_size"])))
+    projector = PROJECTORS[family.llama_cpp_projector]
+    projector.write_keys(writer, config, pre)
     prefixes = family.vision_modules + family.projector_modules
     written = 0
     for shard in sorted(model_dir.glob("*.safetensors")):
         with safe_open(str(shard), framework="pt") as f:
-            for key in f.keys():
+            for saved in f.keys():
+                key = family.module_name(saved)
                 if not key.startswith(tuple(p + "." for p in prefixes)):
                     continue
-                name = names.get_name(key, try_suffixes=(".weight", ".bias"))
+                mapped = projector.rename(key)
+                if mapped is None:
+                    continue
+                name = names.get_name(mapped, try_suffixes=(".weight", ".bias"))
                 if name is None:
                     raise EdgetuneError(f"mmproj: no llama.cpp name for tensor {key} of {model_dir}; this checkpoint's "
                                         f"vision side differs from the {family.name} layout edgetune knows.")
-                t = f.get_tensor(key).float().numpy()
+                t = projector.adjust(key, f.get_tensor(saved).float().numpy())
                 keep_f32 = qtype == "f32" or t.ndim == 1 or ".embeddings." in key
                 writer.add_tensor(name, t.astype(np.float32 if keep_f32 else np.float16))
                 written += 1
@@ -103,3 +144,6 @@ def write_mmproj(model_dir: Path, out: Path, qtype: str = "f16") -> Path:
     writer.close()
     tmp.rename(out)
     return out
+
+
+from exporters.gguf import mmproj_gemma3  # noqa: E402,F401  (registers Gemma 3's projector)

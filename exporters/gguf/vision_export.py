@@ -8,8 +8,9 @@ The decoder is staged as the plain causal LM it is (Idefics3's `model.text_model
 through GgufExporter unchanged: the same token-id and logits verification as any text model.
 The vision encoder + projector become `mmproj-f16.gguf` (exporters/gguf/mmproj.py), verified by
 loading both files with llama.cpp's multimodal library (libmtmd, through llama-cpp-python)
-and comparing the image embeddings it computes for a sample picture with transformers'. An
-unsupported family or decoder architecture is refused before anything is written.
+and comparing the image embeddings it computes for a sample picture with transformers', then the
+next-token logits of a question about that picture (vision_prompt_check.py). An unsupported
+family or decoder architecture is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -60,11 +61,12 @@ def stage_language_model(model_dir: Path, stage: Path) -> Path:
     tensors = {}
     for shard in sorted(model_dir.glob("*.safetensors")):
         with safe_open(str(shard), framework="pt") as f:
-            for key in f.keys():
+            for saved in f.keys():
+                key = family.module_name(saved)
                 if key.startswith(prefix):
-                    tensors["model." + key[len(prefix):]] = f.get_tensor(key).contiguous()
+                    tensors["model." + key[len(prefix):]] = f.get_tensor(saved).contiguous()
                 elif key == "lm_head.weight":
-                    tensors[key] = f.get_tensor(key).contiguous()
+                    tensors[key] = f.get_tensor(saved).contiguous()
     text = dict(config["text_config"])
     text["architectures"] = [arch]
     text["tie_word_embeddings"] = bool(config.get("tie_word_embeddings", text.get("tie_word_embeddings", False)))
@@ -209,6 +211,10 @@ def verify_mmproj(model_dir: Path, lm_gguf: Path | None, mmproj: Path):
         report.tokens_matching = int(ref.shape[0])
         if report.nmse > MAX_EMBED_NMSE:
             report.problems.append(f"image embeddings differ from transformers': NMSE {report.nmse:.2e} > {MAX_EMBED_NMSE:g}")
+    if not report.problems:
+        from exporters.gguf.vision_prompt_check import add_image_prompt_check
+
+        add_image_prompt_check(report, model_dir, lm_gguf, mmproj, image)
     report.logits_check = "fail" if report.problems else "pass"
     report.passed = not report.problems
     report.seconds = time.perf_counter() - start

@@ -1,9 +1,11 @@
 """Vision-language models: data layouts and their errors, masking, LoRA on the text decoder only,
-merge, chat with images (a tiny random Idefics3 built in-process; no downloads)."""
+merge, chat with images (tiny random Idefics3 and Gemma 3 models built in-process; no downloads).
+Tests taking `vlm_family` run once per family (vision_fixtures.TINY_FAMILIES)."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -60,7 +62,7 @@ def test_bad_images_name_file_and_line(tmp_path, record, image, expected):
     assert len(skipped.examples) == 1 and skipped.skipped[0][0].endswith("d.jsonl:2")
 
 
-def test_answer_tokens_alone_carry_loss(tiny_vlm_dir, tmp_path):
+def test_answer_tokens_alone_carry_loss(vlm_family, family_vlm_dir, tmp_path):
     from engine.vision.collate import IGNORE, VisionCollator
     from engine.vision.data import load_vision_examples
     from engine.vision.encode import VisionEncoder
@@ -70,39 +72,43 @@ def test_answer_tokens_alone_carry_loss(tiny_vlm_dir, tmp_path):
     two_turns = {"messages": [*PARTS["messages"], {"role": "user", "content": "And the shape?"},
                               {"role": "assistant", "content": "square"}], "images": ["a.png"]}
     examples = load_vision_examples(str(write_jsonl(tmp_path / "d.jsonl", [PARTS, two_turns]))).examples
-    processor = load_processor(tiny_vlm_dir)
-    rows = VisionEncoder(processor, max_len=128).encode_all(examples).rows
-    assert rows[0]["image_tokens"] == 4  # (32/8)^2 patches, pixel shuffle 2x2
+    processor = load_processor(family_vlm_dir)
+    encoder = VisionEncoder(processor, max_len=128)
+    rows = encoder.encode_all(examples).rows
+    assert rows[0]["image_tokens"] == vlm_family.image_tokens  # (32/8)^2 patches, pixel shuffle / avg pool 2x2
     batch = VisionCollator(processor)(rows)
-    assert batch["pixel_values"].shape[:2] == (2, 1)
-    tok = processor.tokenizer
-    for i, answers in enumerate(["red<|im_end|>\n", "red<|im_end|>\nsquare<|im_end|>\n"]):
+    assert batch["pixel_values"].shape[0] == 2  # one image per record
+    tok, eot = processor.tokenizer, vlm_family.end_of_turn
+    for i, answers in enumerate([f"red{eot}", f"red{eot}square{eot}"]):
         kept = batch["labels"][i][batch["labels"][i] != IGNORE]
         assert tok.decode(kept) == answers
     assert (batch["labels"][0][batch["attention_mask"][0] == 0] == IGNORE).all()
+    if vlm_family.marks_image_tokens:  # the model attends both ways inside an image, in training too
+        image = batch["input_ids"] == encoder.image_token_id
+        assert (batch["token_type_ids"] == image.long()).all() and image.sum(1).tolist() == [4, 4]
     too_short = VisionEncoder(processor, max_len=10).encode_all(examples)
     assert too_short.dropped == 2 and not too_short.rows
 
 
-def test_training_changes_only_the_text_decoder_adapter(vlm_run, tiny_vlm_dir):
+def test_training_changes_only_the_text_decoder_adapter(vlm_family, family_vlm_run):
     from safetensors.torch import load_file
 
-    run, events = vlm_run
+    run, events = family_vlm_run
     tensors = load_file(str(run / "adapter" / "adapter_model.safetensors"))
-    assert tensors and all(".text_model." in k and "lora_" in k for k in tensors)
+    assert tensors and all(f".{vlm_family.decoder}." in k and "lora_" in k for k in tensors)
     assert any(t.abs().max() > 0 for k, t in tensors.items() if "lora_B" in k)  # B starts at 0: it trained
     config = json.loads((run / "adapter" / "adapter_config.json").read_text())
-    assert config["target_modules"].startswith("^model\\.text_model\\.")
+    assert config["target_modules"].startswith("^" + re.escape(vlm_family.decoder) + r"\.")
     assert (run / "adapter" / "processor_config.json").is_file()  # the image processor travels with the run
     losses = [e["loss"] for e in events if e["type"] == "step"]
     assert len(losses) == 4 and all(l == l for l in losses)
 
 
-def test_merge_equals_adapter_and_chat_takes_images(vlm_run, shapes_dir):
+def test_merge_equals_adapter_and_chat_takes_images(vlm_family, family_vlm_run, shapes_dir):
     from engine.chat import ChatSession
     from engine.train.merge import merge_adapter
 
-    run, _ = vlm_run
+    run, _ = family_vlm_run
     report = merge_adapter(run)
     assert report.max_abs_diff <= 1e-4 and report.base_diff > 0
     assert (report.out / "processor_config.json").is_file() and (report.out / "model.safetensors").is_file()
@@ -113,7 +119,7 @@ def test_merge_equals_adapter_and_chat_takes_images(vlm_run, shapes_dir):
         assert s.backend.name == "vlm"
         s.attach_image(str(image))
         ids = s.prompt_ids("What colour is the shape?")
-        assert ids.count(s.backend.processor.image_token_id) == 4
+        assert ids.count(s.backend.processor.image_token_ids[0]) == vlm_family.image_tokens
         answers.append(s.ask("What colour is the shape?"))
         assert s.history[0]["images"] == [str(image.resolve())] and not s.pending_images
     assert answers[0] == answers[1]
@@ -133,36 +139,36 @@ def test_text_models_refuse_images(tiny_model_dir, shapes_dir, tmp_path):
         train(cfg)
 
 
-def test_qlora_keeps_the_vision_side_16_bit(tiny_vlm_dir):
-    import torch.nn as nn
-
+def test_qlora_keeps_the_vision_side_16_bit(vlm_family, family_vlm_dir):
     from engine.config import load_config
     from engine.train.device import choose_device
     from engine.train.model_setup import load_base
 
-    cfg = load_config(None, [f"model={tiny_vlm_dir}", "method=qlora"])
-    model = load_base(cfg, tiny_vlm_dir, choose_device("fp32"), head="image-text-to-text")
+    cfg = load_config(None, [f"model={family_vlm_dir}", "method=qlora"])
+    model = load_base(cfg, family_vlm_dir, choose_device("fp32"), head="image-text-to-text")
     kinds = {name: type(m).__name__ for name, m in model.named_modules()}
-    assert kinds["model.text_model.layers.0.self_attn.q_proj"] == "Linear4bit"
-    assert kinds["model.vision_model.encoder.layers.0.self_attn.q_proj"] == "Linear"
-    assert isinstance(model.model.connector.modality_projection.proj, nn.Linear)
+    assert kinds[f"{vlm_family.decoder}.layers.0.self_attn.q_proj"] == "Linear4bit"
+    assert kinds[vlm_family.vision_layer] == "Linear"
+    assert all(n.startswith(vlm_family.decoder + ".") for n, k in kinds.items() if k == "Linear4bit")  # projector, head too
 
 
 def test_unsupported_vlm_family_is_named(tmp_path):
     from engine.errors import ConfigError
     from engine.vision.families import family_for
 
-    with pytest.raises(ConfigError, match="model_type='mystery_vl'.*supported: idefics3"):
+    with pytest.raises(ConfigError, match="model_type='mystery_vl'.*supported: gemma3 .*; idefics3"):
         family_for({"model_type": "mystery_vl", "vision_config": {}})
 
 
-def test_data_inspect_shows_images_and_their_tokens(tiny_vlm_dir, shapes_dir, capsys):
+def test_data_inspect_shows_images_and_their_tokens(vlm_family, family_vlm_dir, shapes_dir, capsys):
     from engine.cli.main import main
 
-    assert main(["data", "inspect", str(shapes_dir / "train.jsonl"), "--model", str(tiny_vlm_dir)]) == 0
+    assert main(["data", "inspect", str(shapes_dir / "train.jsonl"), "--model", str(family_vlm_dir)]) == 0
     out = capsys.readouterr().out
     assert "16 image + text record(s), 16 image(s)" in out and "image sizes: smallest 32x32" in out
-    assert "image tokens: 4 per image" in out and "train.jsonl:1:" in out and "trained on: " in out
+    assert f"image tokens: {vlm_family.image_tokens} per image" in out and "train.jsonl:1:" in out
+    answer = json.loads((shapes_dir / "train.jsonl").read_text().splitlines()[0])["conversations"][1]["value"]
+    assert "trained on: " + f"{answer}{vlm_family.end_of_turn}".replace("\n", "\\n") in out  # the answer + its end of turn
 
 
 def test_planner_counts_the_vision_tower():
@@ -193,23 +199,27 @@ def test_cli_chat_image_flag_and_slash_image(vlm_run, shapes_dir, capsys):
 def test_other_multimodal_checkpoints_keep_the_text_path(tmp_path):
     from engine.vision import is_vlm_folder
 
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gemma3", "vision_config": {"hidden_size": 8},
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "paligemma", "vision_config": {"hidden_size": 8},
                                                       "text_config": {"hidden_size": 8}}))
     assert not is_vlm_folder(tmp_path)  # trained, merged and exported as its language model, as before
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "idefics3", "vision_config": {}}))
-    assert is_vlm_folder(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gemma3_text", "hidden_size": 8}))
+    assert not is_vlm_folder(tmp_path)  # a text-only Gemma 3 (Gemma3ForCausalLM) stays a text model
+    for model_type in ("idefics3", "gemma3"):
+        (tmp_path / "config.json").write_text(json.dumps({"model_type": model_type, "vision_config": {}}))
+        assert is_vlm_folder(tmp_path)
 
 
-def test_train_projector_saves_the_connector_with_the_adapter(tiny_vlm_dir, shapes_dir, tmp_path):
+def test_train_projector_saves_the_connector_with_the_adapter(vlm_family, family_vlm_dir, shapes_dir, tmp_path):
     from safetensors.torch import load_file
 
     from engine.config import load_config
     from tests.engine.run_helpers import train
 
-    cfg = load_config(None, [f"model={tiny_vlm_dir}", f"data={shapes_dir / 'train.jsonl'}", f"output_dir={tmp_path / 'r'}",
+    cfg = load_config(None, [f"model={family_vlm_dir}", f"data={shapes_dir / 'train.jsonl'}", f"output_dir={tmp_path / 'r'}",
                              "method=lora", "batch_size=8", "max_len=64", "max_steps=1", "lora.train_projector=true",
                              "train.backend=hf", "quant.compute_dtype=fp32"])
     result, _, _ = train(cfg)
     assert result["status"] == "completed"
     keys = load_file(str(tmp_path / "r" / "adapter" / "adapter_model.safetensors"))
-    assert any("connector" in k for k in keys) and not any("vision_model" in k for k in keys)
+    vision = vlm_family.vision_layer.split(".")[1]
+    assert any(vlm_family.projector in k for k in keys) and not any(vision in k for k in keys)

@@ -1,21 +1,63 @@
-"""Session fixtures for vision-language tests: a tiny random Idefics3 VLM, shapes data, one trained run.
+"""Session fixtures for vision-language tests: tiny random VLMs, shapes data, one trained run per family.
 
 Import the fixtures into a test module (`from tests.engine.vision_fixtures import *`).
+`tiny_vlm_dir` / `vlm_run` are the Idefics3 model and run; a test that takes `vlm_family` (or
+`family_vlm_dir` / `family_vlm_run`) runs once per family in TINY_FAMILIES. A new family is one
+TinyFamily entry: its builder and the module names the tests look for.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import pytest
 
-__all__ = ["tiny_vlm_dir", "shapes_dir", "vlm_run"]
+__all__ = ["TINY_FAMILIES", "TinyFamily", "tiny_vlm_dir", "shapes_dir", "vlm_run", "vlm_family", "family_vlm_dir",
+           "family_vlm_run"]
+
+
+@dataclass(frozen=True)
+class TinyFamily:
+    name: str
+    build: Callable  # (out folder, bundled SmolLM2 folder) -> the model folder
+    decoder: str  # module path of the text decoder (LoRA goes there)
+    vision_layer: str  # a vision-tower linear layer (stays 16-bit under QLoRA)
+    projector: str  # the projector's module name (saved with the adapter under lora.train_projector)
+    end_of_turn: str  # what closes an answer in its chat template (trained on)
+    projector_type: str  # clip.projector_type of its mmproj GGUF
+    image_tokens: int = 4  # per 32 px image
+    marks_image_tokens: bool = False  # the processor gives token_type_ids (bidirectional attention inside an image)
+    llama_cpp_same_prompt: bool = False  # libmtmd lays out an image prompt token for token as the processor does
+
+
+def _idefics3(out, lm_dir):
+    from engine.vision.tiny_vlm import build_tiny_vlm
+
+    return build_tiny_vlm(out, lm_dir, random_lm=True)
+
+
+def _gemma3(out, lm_dir):
+    from engine.vision.tiny_gemma3 import build_tiny_gemma3
+
+    return build_tiny_gemma3(out, lm_dir)
+
+
+TINY_FAMILIES = {
+    # 2-layer 64-wide SigLIP-style tower + pixel-shuffle connector + a 2-layer 64-wide Llama, SmolLM2's tokenizer
+    "idefics3": TinyFamily("idefics3", _idefics3, "model.text_model", "model.vision_model.encoder.layers.0.self_attn.q_proj",
+                           "connector", "<|im_end|>\n", "idefics3"),
+    # 2-layer 32-wide SigLIP + avg-pool/RMSNorm/projection + a 2-layer 64-wide gemma3_text, SmolLM2's tokenizer + Gemma's
+    "gemma3": TinyFamily("gemma3", _gemma3, "model.language_model", "model.vision_tower.encoder.layers.0.self_attn.q_proj",
+                         "multi_modal_projector", "<end_of_turn>\n", "gemma3", marks_image_tokens=True,
+                         llama_cpp_same_prompt=True),
+}
 
 
 @pytest.fixture(scope="session")
 def tiny_vlm_dir(tmp_path_factory, bundled_model_dir):
     """Idefics3: 2-layer 64-wide SigLIP-style tower + connector + a 2-layer 64-wide Llama, SmolLM2's tokenizer."""
-    from engine.vision.tiny_vlm import build_tiny_vlm
-
-    return build_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm") / "model", bundled_model_dir, random_lm=True)
+    return _idefics3(tmp_path_factory.mktemp("tiny-vlm") / "model", bundled_model_dir)
 
 
 @pytest.fixture(scope="session")
@@ -28,16 +70,42 @@ def shapes_dir(tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="session")
-def vlm_run(tmp_path_factory, tiny_vlm_dir, shapes_dir):
-    """(run folder, events) of a 4-step LoRA run on the tiny VLM."""
+def _train_run(out, model_dir, shapes_dir):
     from engine.config import load_config
     from tests.engine.run_helpers import train
 
-    out = tmp_path_factory.mktemp("vlm-run") / "run"
-    cfg = load_config(None, [f"model={tiny_vlm_dir}", f"data={shapes_dir / 'train.jsonl'}", f"output_dir={out}",
+    cfg = load_config(None, [f"model={model_dir}", f"data={shapes_dir / 'train.jsonl'}", f"output_dir={out}",
                              "method=lora", "batch_size=4", "max_len=64", "lr=1e-2", "max_steps=4", "optim.warmup_ratio=0",
                              "lora.dropout=0", "train.backend=hf", "quant.compute_dtype=fp32"])
     result, events, _ = train(cfg)
     assert result["status"] == "completed", events[-3:]
     return out, events
+
+
+@pytest.fixture(scope="session")
+def vlm_run(tmp_path_factory, tiny_vlm_dir, shapes_dir):
+    """(run folder, events) of a 4-step LoRA run on the tiny Idefics3 VLM."""
+    return _train_run(tmp_path_factory.mktemp("vlm-run") / "run", tiny_vlm_dir, shapes_dir)
+
+
+@pytest.fixture(scope="session", params=sorted(TINY_FAMILIES))
+def vlm_family(request) -> TinyFamily:
+    """Each VLM family the engine trains (the test runs once per family)."""
+    return TINY_FAMILIES[request.param]
+
+
+@pytest.fixture(scope="session")
+def family_vlm_dir(vlm_family, tmp_path_factory, request):
+    """The tiny random model of `vlm_family` (the Idefics3 one is tiny_vlm_dir itself)."""
+    if vlm_family.name == "idefics3":
+        return request.getfixturevalue("tiny_vlm_dir")
+    return vlm_family.build(tmp_path_factory.mktemp(f"tiny-{vlm_family.name}") / "model",
+                            request.getfixturevalue("bundled_model_dir"))
+
+
+@pytest.fixture(scope="session")
+def family_vlm_run(vlm_family, family_vlm_dir, shapes_dir, tmp_path_factory, request):
+    """(run folder, events) of a 4-step LoRA run on `vlm_family`'s tiny model (vlm_run for Idefics3)."""
+    if vlm_family.name == "idefics3":
+        return request.getfixturevalue("vlm_run")
+    return _train_run(tmp_path_factory.mktemp(f"{vlm_family.name}-run") / "run", family_vlm_dir, shapes_dir)
