@@ -148,6 +148,9 @@ def vision_activations(spec: RunSpec) -> Optional[Part]:
     if v is None or not spec.images or not (spec.vision_lora or spec.projector_trains):
         return None
     n, c = patches(spec), spec.compute_bytes
+    # the image features now carry gradients, so placing them among the text embeddings keeps one
+    # LM-input-sized tensor (measured: c x LM hidden per token of the micro-batch)
+    merge = c * spec.shape.hidden_size * spec.tokens
     per_patch, how = 0.0, []
     if spec.projector_trains:
         per_patch += c * v.hidden_size
@@ -160,4 +163,5 @@ def vision_activations(spec: RunSpec) -> Optional[Part]:
             layer = vision_layer_bytes(spec)
             per_patch += v.num_layers * layer + 2 * c * v.hidden_size  # + the final LayerNorm's input and output
             how.append(f"{v.num_layers} encoder layers x {layer / 1024:.1f} kB/patch")
-    return Part("vision activations", per_patch * n / GB, f"{' + '.join(how)}; {n} patches per micro-batch")
+    return Part("vision activations", (per_patch * n + merge) / GB,
+                f"{' + '.join(how)}; {n} patches per micro-batch + the image features' merge into the LM input")
