@@ -116,3 +116,16 @@ def test_other_stages_refuse_a_vlm_naming_sft_and_dpo(tiny_vlm_dir, pairs_file, 
                              "method=lora", "train.backend=hf", *(["rl.rewards=[length]"] if stage in ("grpo", "rloo") else [])])
     with pytest.raises(ConfigError, match=f"stage={stage} does not train vision-language models.*Stages that do: sft, dpo"):
         train(cfg)
+
+
+def test_data_inspect_reads_image_pairs_for_dpo(tiny_vlm_dir, pairs_file, capsys):
+    from engine.cli.main import main
+    from engine.vision.inspect import inspect_vision
+
+    report = inspect_vision(str(pairs_file), tiny_vlm_dir, max_len=64)
+    assert (report.kind, report.stages, report.records, report.images) == ("preference", ["dpo"], 4, 4)
+    assert report.image_tokens_per_image == 4 and report.over_max_len == 0
+    assert main(["data", "inspect", str(pairs_file), "--model", str(tiny_vlm_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "4 image + text preference pair(s), chosen | rejected trained by stage=dpo, 4 image(s)" in out
+    assert "image tokens: 4 per image" in out
