@@ -346,7 +346,9 @@ def reference_model(spec: RunSpec) -> Optional[Part]:
 def framework_overhead(spec: RunSpec) -> Part:
     if spec.device == "cpu":
         return Part("framework overhead", CPU_PROCESS_GB, "python + torch + transformers + peft + trl, tokenizer and data")
-    dynamic = activations(spec).gb + logits_and_loss(spec).gb
+    from engine.plan.vision_memory import vision_activations
+
+    dynamic = activations(spec).gb + logits_and_loss(spec).gb + getattr(vision_activations(spec), "gb", 0.0)
     gb = dynamic * CUDA_ALLOCATOR_SLACK
     note = f"allocator slack {CUDA_ALLOCATOR_SLACK:.0%} of activations"
     if spec.base_format in ("nf4", "fp4", "int8"):

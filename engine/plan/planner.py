@@ -158,7 +158,20 @@ def build_plan(cfg, target: Target, shape: Optional[ModelShape] = None, advise: 
                        "trains": [n for n, on in (("encoder LoRA", spec.vision_lora), ("projector", spec.projector_trains)) if on]}
     if advise:
         plan.advice = advise_changes(cfg, target, shape, plan)
+        plan.advice[:0] = vision_advice(shape, spec)
     return plan
+
+
+def vision_advice(shape: ModelShape, spec: RunSpec) -> list[str]:
+    """A VLM whose image tokens alone fill max_len: training would drop every record with images."""
+    if shape.vision is None or not spec.images:
+        return []
+    need = spec.images * shape.vision.tokens_per_image
+    if need < spec.max_len:
+        return []
+    return [f"max_len {spec.max_len} leaves no room for text after {need} image tokens per record "
+            f"({spec.images} x {shape.vision.tokens_per_image}): training drops such records; raise sequence.max_len "
+            f"well above {need}"]
 
 
 def _trainable(spec: RunSpec) -> int:

@@ -178,3 +178,12 @@ def test_engine_plan_describes_the_vlm_without_torch(vlm64):
     assert "vision:   encoder 0.1M + projector 0.0M params (16-bit, encoder LoRA train), LM 3.2M; 64 image tokens" in out.stdout
     for part in ("vision weights", "image inputs", "vision activations"):
         assert part in out.stdout
+
+
+def test_max_len_below_the_image_tokens_is_called_out(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps(SMOLVLM_256M))
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps(SMOLVLM_PROCESSOR))
+    short = build_plan(load_config(None, [f"model={tmp_path}", "max_len=1024"]), Target("cuda", "test", 24.0))
+    assert short.advice[0].startswith("max_len 1024 leaves no room for text after 1088 image tokens per record")
+    long = build_plan(load_config(None, [f"model={tmp_path}", "max_len=2048"]), Target("cuda", "test", 24.0))
+    assert not any("image tokens" in a for a in long.advice)
