@@ -3,8 +3,6 @@ TRL's DPOTrainer gets, a few real steps on the tiny Idefics3; the stages that do
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from engine.config import load_config
@@ -12,19 +10,14 @@ from engine.errors import ConfigError, DataError
 from tests.conftest import write_jsonl
 from tests.engine.vision_fixtures import *  # noqa: F401,F403  (session fixtures)
 
-OTHER = {"red": "blue", "green": "yellow", "blue": "red", "yellow": "green", "square": "circle", "circle": "triangle",
-         "triangle": "square"}
-
 
 @pytest.fixture(scope="module")
 def pairs_file(shapes_dir):
-    """The shapes questions as pairs: the right answer chosen, a wrong one of the same kind rejected (TRL's layout)."""
-    rows = []
-    for line in (shapes_dir / "train.jsonl").read_text().splitlines()[:4]:
-        r = json.loads(line)
-        question, answer = r["conversations"][0]["value"], r["conversations"][1]["value"]
-        rows.append({"prompt": question, "chosen": answer, "rejected": OTHER[answer], "images": r["images"]})
-    return write_jsonl(shapes_dir / "pairs.jsonl", rows)
+    """The first 4 shapes questions as pairs (engine/vision/shapes.py: right answer chosen, a wrong one rejected)."""
+    lines = (shapes_dir / "pairs.jsonl").read_text().splitlines()[:4]
+    out = shapes_dir / "pairs4.jsonl"
+    out.write_text("".join(line + "\n" for line in lines))
+    return out
 
 
 def test_pair_layouts_read_to_the_same_pair(shapes_dir):
