@@ -187,3 +187,18 @@ def test_max_len_below_the_image_tokens_is_called_out(tmp_path):
     assert short.advice[0].startswith("max_len 1024 leaves no room for text after 1088 image tokens per record")
     long = build_plan(load_config(None, [f"model={tmp_path}", "max_len=2048"]), Target("cuda", "test", 24.0))
     assert not any("image tokens" in a for a in long.advice)
+
+
+def test_planned_vision_weights_are_the_bytes_a_qlora_load_holds(vlm64):
+    """The encoder and projector stay 16-bit under QLoRA (never quantised): the loaded bytes are the planned term."""
+    from engine.plan.vision_memory import vision_weights
+    from engine.train.device import DeviceChoice
+    from engine.train.model_setup import load_base
+
+    folder, _ = vlm64
+    cfg = load_config(None, [f"model={folder}", "method=qlora", "quant.compute_dtype=bf16", "train.backend=hf"])
+    model = load_base(cfg, folder, DeviceChoice("cpu", "bf16", "test"), head="image-text-to-text")
+    held = sum(p.numel() * p.element_size() for n, p in model.named_parameters()
+               if n.startswith(("model.vision_model.", "model.connector.")))
+    planned = vision_weights(run_spec(cfg, "cpu", find_shape(str(folder)), 1, False)).gb * GB
+    assert held == pytest.approx(planned, rel=1e-9)

@@ -114,3 +114,9 @@ def test_targets_that_miss_the_encoder_name_its_linears(tiny_vlm_dir):
     cfg = load_config(None, [f"model={tiny_vlm_dir}", "method=lora", "lora.vision_tower=true", "lora.target_modules=[gate_proj]"])
     with pytest.raises(ConfigError, match="matches no linear layer of the vision encoder, whose linears are: fc1, fc2, k_proj"):
         attach_trainable(load_base(cfg, tiny_vlm_dir, choose_device("fp32"), head="image-text-to-text"), cfg, False)
+
+
+def test_vision_tower_needs_a_lora_family_method():
+    with pytest.raises(ConfigError, match="lora.vision_tower .* needs a LoRA-family method .* not method=ia3"):
+        load_config(None, ["method=ia3", "lora.vision_tower=true"])
+    assert load_config(None, ["method=qlora", "lora.vision_tower=true"]).lora.vision_tower is True
