@@ -52,6 +52,14 @@ def test_smolvlm_256m_parts_add_up_to_its_published_size():
     assert (one_crop.crops_per_image, one_crop.tokens_per_image) == (1, 64)
 
 
+@pytest.mark.parametrize("hub_id, millions", [("HuggingFaceTB/SmolVLM-256M-Instruct", 256),
+                                               ("HuggingFaceTB/SmolVLM-500M-Instruct", 507)])
+def test_smolvlm_catalog_entries_plan_offline(hub_id, millions):
+    shape = find_shape(hub_id)
+    assert shape.source == "catalog" and shape.total_params / 1e6 == pytest.approx(millions, rel=0.01)
+    assert (shape.vision.crops_per_image, shape.vision.tokens_per_image) == (17, 1088)
+
+
 def test_shape_of_a_vlm_folder_matches_the_built_model(vlm64):
     from transformers import AutoModelForImageTextToText
 
