@@ -75,7 +75,8 @@ def to_pair(rec: object, base: Path, system_prompt: str | None = None) -> Vision
     text_rec = {k: _flatten_turns(v) for k, v in rec.items() if k not in ("images", "image")}
     fmt = FORMATS["preference"]
     if not fmt.detect(text_rec, {}):
-        raise RecordError(f"expected a preference pair (chosen + rejected, and a prompt) next to the images; fields: {sorted(rec)}")
+        raise RecordError(f"expected a preference pair (chosen + rejected, and a prompt) next to the images; fields: "
+                          f"{sorted(rec)}. Image conversations (messages/conversations with one answer) train with stage=sft")
     ex = fmt.convert(text_rec, {}, system_prompt)
     messages = [{"role": m["role"], "content": split_placeholders(m["content"])} for m in ex.messages]
     placeholders = sum(1 for m in messages for p in m["content"] if p["type"] == "image")
