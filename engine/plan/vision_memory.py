@@ -137,7 +137,8 @@ def image_inputs(spec: RunSpec) -> Optional[Part]:
     pixels = spec.batch_size * spec.sequences * spec.images * v.crops_per_image * v.image_size**2
     crops = f"{v.crops_per_image} crops of " if v.crops_per_image > 1 else ""
     return Part("image inputs", pixels * (PIXEL_BYTES + PIXEL_MASK_BYTES) / GB,
-                f"{spec.images} image(s)/record x {crops}{v.image_size}x{v.image_size} px, fp32 + mask; "
+                f"{spec.images} image(s)/record{' (twice: chosen and rejected)' if spec.sequences > 1 else ''} x "
+                f"{crops}{v.image_size}x{v.image_size} px, fp32 + mask; "
                 f"{v.tokens_per_image} image tokens each, inside max_len {spec.max_len}")
 
 
