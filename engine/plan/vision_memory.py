@@ -85,9 +85,15 @@ def vision_lora_params(spec_shape, cfg) -> int:
 
 
 def vision_fields(cfg, shape, lora_method: bool) -> dict:
-    """RunSpec fields of a VLM run (empty for a text model)."""
+    """RunSpec fields of a VLM run (empty for a text model); a stage that does not train VLMs is refused as
+    `engine train` refuses it (engine/vision/stages.py)."""
     if shape.vision is None:
         return {}
+    from engine.train.recipes import get_recipe
+    from engine.vision.stages import check_stage_takes_vlm
+
+    stage = getattr(cfg, "stage", "sft")
+    check_stage_takes_vlm(stage, get_recipe(stage), cfg.model.name_or_path)
     return {"images": images_per_record(cfg.data.path),
             "vision_lora": lora_method and bool(getattr(cfg.lora, "vision_tower", False)),
             "projector_trains": lora_method and bool(getattr(cfg.lora, "train_projector", False))}

@@ -210,3 +210,13 @@ def test_planned_vision_weights_are_the_bytes_a_qlora_load_holds(vlm64):
                if n.startswith(("model.vision_model.", "model.connector.")))
     planned = vision_weights(run_spec(cfg, "cpu", find_shape(str(folder)), 1, False)).gb * GB
     assert held == pytest.approx(planned, rel=1e-9)
+
+
+def test_the_plan_refuses_the_stages_training_refuses():
+    from engine.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="stage=kto does not train vision-language models.*Stages that do: sft, dpo"):
+        build_plan(load_config(None, ["model=smolvlm-256m", "stage=kto"]), Target("cuda", "test", 24.0))
+    dpo = build_plan(load_config(None, ["model=smolvlm-256m", "stage=dpo", "batch_size=1"]), Target("cuda", "test", 24.0))
+    sft = build_plan(load_config(None, ["model=smolvlm-256m", "batch_size=1"]), Target("cuda", "test", 24.0))
+    assert dpo.breakdown["image inputs"] == pytest.approx(2 * sft.breakdown["image inputs"], rel=1e-3)  # both sides' pixels
