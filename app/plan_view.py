@@ -42,7 +42,17 @@ def run_line(plan: dict) -> str:
     return (f"{plan['method']} on {plan.get('model', '?')} ({_params(plan.get('total_params'))} params, "
             f"{_params(plan.get('trainable_params'))} trainable), {plan.get('compute_dtype', '?')} compute, "
             f"backend {plan.get('backend', '?')}; micro-batch {plan.get('batch_size')} × grad accum "
-            f"{plan.get('grad_accum')}, max_len {plan.get('max_len')}, gradient checkpointing {ckpt}")
+            f"{plan.get('grad_accum')}, max_len {plan.get('max_len')}, gradient checkpointing {ckpt}"
+            + vision_line(plan.get("vision")))
+
+
+def vision_line(vision) -> str:
+    """A VLM's parts (engine/plan/vision_shape.py) after the run line; '' for a text model."""
+    if not isinstance(vision, dict) or not vision:
+        return ""
+    return (f"; vision encoder {_params(vision.get('encoder_params'))} + projector {_params(vision.get('projector_params'))}"
+            f" ({' and '.join(vision.get('trains') or []) or 'frozen'}), LM {_params(vision.get('language_params'))}, "
+            f"{vision.get('tokens_per_image')} image tokens per image (inside max_len)")
 
 
 def advice_html(plan: dict) -> str:

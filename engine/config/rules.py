@@ -41,6 +41,9 @@ def method_options_fit(cfg) -> Optional[str]:
     method = get_method(cfg.method)
     if cfg.lora.plus_lr_ratio > 0 and not hasattr(method, "dora"):
         return f"lora.plus_lr_ratio applies to method=lora/qlora/dora, not method={cfg.method}; set it to 0."
+    if cfg.lora.vision_tower and "lora.target_modules" not in method.options:
+        return (f"lora.vision_tower puts LoRA on a VLM's vision encoder, so it needs a LoRA-family method (lora, qlora, "
+                f"dora, ...), not method={cfg.method}; remove it or change the method.")
     if cfg.prompt.num_virtual_tokens < 1:
         return f"prompt.num_virtual_tokens must be >= 1 (got {cfg.prompt.num_virtual_tokens})."
     if cfg.adapter.size < 1:

@@ -172,6 +172,13 @@ class LoraSettings:
         "Vision-language models: also train the projector (the connector that maps image features into the LM), "
         "saved with the adapter. Off: LoRA on the LM only; the vision side stays frozen.",
     )
+    vision_tower: bool = opt(
+        False,
+        "Vision-language models: also put LoRA on the vision encoder's linear layers (lora.target_modules read on the "
+        "encoder: 'all-linear' = its attention and MLP), merged into the encoder and exported with it (the mmproj GGUF). "
+        "For images unlike the encoder's pre-training (documents, screenshots, medical); costs the encoder's activations "
+        "per image patch (engine plan shows them). Off: the encoder stays frozen and saves nothing for backward.",
+    )
 
 
 @dataclass

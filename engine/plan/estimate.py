@@ -200,10 +200,12 @@ def layers_with_saved_activations(spec: RunSpec) -> int:
 @term
 def base_weights(spec: RunSpec) -> Part:
     s = spec.shape
-    other = s.embedding_params + s.small_params + s.extra_frozen_params
+    vision = s.vision.total_params if s.vision else 0  # a VLM's encoder + projector: their own part (vision_memory.py)
+    other = s.embedding_params + s.small_params + s.extra_frozen_params - vision
     ub = unquantised_bytes(spec)
     if spec.base_format == "float":
-        return Part("base weights", s.total_params * ub / GB, f"{_b(s.total_params)} params in {_dtype_name(ub)}")
+        n = s.total_params - vision
+        return Part("base weights", n * ub / GB, f"{_b(n)} {'LM ' if vision else ''}params in {_dtype_name(ub)}")
     qb = quant_bytes(spec)
     label = spec.base_format + ("+double-quant" if spec.double_quant and spec.base_format != "int8" else "")
     host = s.vocab_size * s.hidden_size if spec.host_embedding else 0  # engine/train/host_embedding.py
@@ -346,7 +348,9 @@ def reference_model(spec: RunSpec) -> Optional[Part]:
 def framework_overhead(spec: RunSpec) -> Part:
     if spec.device == "cpu":
         return Part("framework overhead", CPU_PROCESS_GB, "python + torch + transformers + peft + trl, tokenizer and data")
-    dynamic = activations(spec).gb + logits_and_loss(spec).gb
+    from engine.plan.vision_memory import vision_activations
+
+    dynamic = activations(spec).gb + logits_and_loss(spec).gb + getattr(vision_activations(spec), "gb", 0.0)
     gb = dynamic * CUDA_ALLOCATOR_SLACK
     note = f"allocator slack {CUDA_ALLOCATOR_SLACK:.0%} of activations"
     if spec.base_format in ("nf4", "fp4", "int8"):
@@ -361,3 +365,4 @@ def framework_overhead(spec: RunSpec) -> Part:
 
 
 from engine.plan import rl_memory  # noqa: E402,F401  registers online RL's terms (sampling cache, reward models)
+from engine.plan import vision_memory  # noqa: E402,F401  registers a VLM's terms (vision weights, pixels, activations)

@@ -25,6 +25,10 @@ def _llama(h, i, layers, heads, kv, vocab, tied, head_dim=None, model_type="llam
     return cfg
 
 
+_SIGLIP_B16_512 = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
+                   "patch_size": 16, "image_size": 512}
+_SMOLVLM_SPLIT = {"do_image_splitting": True, "size": {"longest_edge": 2048}, "max_image_size": {"longest_edge": 512}}
+
 # canonical name -> config.json excerpt (values from each model's config.json on the hub)
 CATALOG: dict[str, dict] = {
     # SmolLM2 (HuggingFaceTB): the bundled default is the 135M instruct model
@@ -60,6 +64,12 @@ CATALOG: dict[str, dict] = {
                                                                   model_type="gemma3_text")},
     "gemma-3-12b": {"model_type": "gemma3", "text_config": _llama(3840, 15360, 48, 16, 8, 262208, True, head_dim=256,
                                                                    model_type="gemma3_text")},
+    # SmolVLM (HuggingFaceTB; Idefics3): SigLIP-B/16 at 512 px + pixel shuffle 4 + a SmolLM2 LM. `image_processor` is
+    # the preprocessor_config.json excerpt a folder would have: images split into up to 4x4 crops + a global view.
+    "smolvlm-256m": {"model_type": "idefics3", "scale_factor": 4, "vision_config": _SIGLIP_B16_512,
+                     "text_config": _llama(576, 1536, 30, 9, 3, 49280, False), "image_processor": _SMOLVLM_SPLIT},
+    "smolvlm-500m": {"model_type": "idefics3", "scale_factor": 4, "vision_config": _SIGLIP_B16_512,
+                     "text_config": _llama(960, 2560, 32, 15, 5, 49280, False), "image_processor": _SMOLVLM_SPLIT},
     # Phi-3 / Phi-4 (microsoft): fused qkv_proj and gate_up_proj
     "phi-3-mini": _llama(3072, 8192, 32, 32, 32, 32064, False, model_type="phi3"),
     "phi-3.5-mini": _llama(3072, 8192, 32, 32, 32, 32064, False, model_type="phi3"),
@@ -89,7 +99,8 @@ def lookup(spec: str) -> Optional[ModelShape]:
     """The catalog shape for a model name or hub id, or None."""
     key = normalise(spec)
     if key in CATALOG:
-        return shape_from_config(CATALOG[key], name=key, source="catalog")
+        entry = CATALOG[key]
+        return shape_from_config(entry, name=key, source="catalog", processor=entry.get("image_processor"))
     return None
 
 

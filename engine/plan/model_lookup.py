@@ -28,7 +28,10 @@ def _read_config(path: Path, name: str, source: str) -> ModelShape:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
         raise ModelSourceError(f"Cannot read {path} ({e}); is it a Hugging Face config.json?") from None
-    return shape_from_config(config, name=name, source=source)
+    from engine.plan.vision_shape import processor_settings
+
+    processor = processor_settings(path.parent) if "vision_config" in config else None  # a VLM's image splitting
+    return shape_from_config(config, name=name, source=source, processor=processor)
 
 
 def _run_base(run: Path) -> str:

@@ -71,6 +71,8 @@ class MemoryPlan:
     max_batch_size: int = 0  # largest micro-batch that fits (same max_len and checkpointing); 0 = none
     max_len_that_fits: int = 0  # longest multiple of 128 that fits at batch 1 with checkpointing
     notes: dict[str, str] = field(default_factory=dict)
+    # a VLM: encoder_params, projector_params, language_params, tokens_per_image, crops_per_image, images_per_record
+    vision: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """Plain data for --json and the desktop app."""
@@ -148,9 +150,28 @@ def build_plan(cfg, target: Target, shape: Optional[ModelShape] = None, advise: 
             lambda n: _fits(estimate(spec.with_(batch_size=1, gradient_checkpointing=True, max_len=128 * n)),
                             target.memory_gb, 1.0), 1024),
     )
+    if shape.vision is not None:
+        v = shape.vision
+        plan.vision = {"encoder_params": v.encoder_params, "projector_params": v.projector_params,
+                       "language_params": shape.language_params, "tokens_per_image": v.tokens_per_image,
+                       "crops_per_image": v.crops_per_image, "images_per_record": spec.images,
+                       "trains": [n for n, on in (("encoder LoRA", spec.vision_lora), ("projector", spec.projector_trains)) if on]}
     if advise:
         plan.advice = advise_changes(cfg, target, shape, plan)
+        plan.advice[:0] = vision_advice(shape, spec)
     return plan
+
+
+def vision_advice(shape: ModelShape, spec: RunSpec) -> list[str]:
+    """A VLM whose image tokens alone fill max_len: training would drop every record with images."""
+    if shape.vision is None or not spec.images:
+        return []
+    need = spec.images * shape.vision.tokens_per_image
+    if need < spec.max_len:
+        return []
+    return [f"max_len {spec.max_len} leaves no room for text after {need} image tokens per record "
+            f"({spec.images} x {shape.vision.tokens_per_image}): training drops such records; raise sequence.max_len "
+            f"well above {need}"]
 
 
 def _trainable(spec: RunSpec) -> int:

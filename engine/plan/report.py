@@ -9,6 +9,18 @@ def _params(n: int) -> str:
     return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.1f}M"
 
 
+def _vision_lines(plan: MemoryPlan) -> list[str]:
+    """What a VLM is made of, and what its images cost in tokens (they count towards max_len)."""
+    v = plan.vision
+    if not v:
+        return []
+    trains = " and ".join(v["trains"]) + " train" if v["trains"] else "frozen"
+    crops = f" ({v['crops_per_image']} crops)" if v["crops_per_image"] > 1 else ""
+    return [f"vision:   encoder {_params(v['encoder_params'])} + projector {_params(v['projector_params'])} params "
+            f"(16-bit, {trains}), LM {_params(v['language_params'])}; {v['tokens_per_image']} image tokens per image{crops}, "
+            f"up to {v['images_per_record']} image(s) per record, counted in max_len"]
+
+
 def format_plan(plan: MemoryPlan) -> str:
     """Header, breakdown table, verdict, advice, then `total: X.X GB`."""
     ckpt = "on" if plan.gradient_checkpointing else "off"
@@ -16,6 +28,7 @@ def format_plan(plan: MemoryPlan) -> str:
         f"model:    {plan.model} ({_params(plan.total_params)} params; shape from {plan.model_source})",
         f"method:   {plan.method} (stage {plan.stage}), backend {plan.backend}, compute {plan.compute_dtype}, "
         f"{_params(plan.trainable_params)} trainable",
+        *_vision_lines(plan),
         f"device:   {plan.target} [{plan.device}, {plan.memory_gb:.1f} GB]",
         f"run:      micro-batch {plan.batch_size} x grad_accum {plan.grad_accum}, max_len {plan.max_len}, "
         f"gradient checkpointing {ckpt}",

@@ -55,6 +55,9 @@ class RunSpec:
     adapter_input_casts: bool = True  # peft copies each adapter's input to fp32 (off: model_setup.skip_adapter_input_casts)
     generations: int = 0  # online RL: answers sampled at once (their KV cache; engine/plan/rl_memory.py)
     reward_params: int = 0  # online RL: parameters of the reward-model runs scoring the answers
+    images: int = 0  # a VLM: images per sample (engine/plan/vision_memory.py); 0 for a text model
+    vision_lora: bool = False  # lora.vision_tower: LoRA on the vision encoder too
+    projector_trains: bool = False  # lora.train_projector: the projector trains in full
 
     @property
     def tokens(self) -> int:
@@ -149,14 +152,29 @@ def run_spec(cfg, device: str, shape: ModelShape, batch_size: int, gradient_chec
         # cross-entropy); elsewhere the model's own loss materialises the full logits.
         loss_head="score" if getattr(cfg, "stage", "sft") == "rm" else "chunked" if device == "cuda" else "full",
         stage=getattr(cfg, "stage", "sft"), sequences=STAGE_SEQUENCES.get(getattr(cfg, "stage", "sft"), 1),
-        reference=reference_kind(cfg), trainable=method.trainable(shape, cfg), trains_base=method.trains_base,
+        reference=reference_kind(cfg), trainable=method.trainable(shape, cfg) + (vision_lora_params(shape, cfg) if lora else 0),
+        trains_base=method.trains_base,
         virtual_tokens=method.virtual_tokens(cfg), method_activation_bytes=method.activation_bytes(shape, cfg),
         offload_checkpoints=offloads_on(cfg, device),
         host_embedding=(host_embedding_wanted(cfg, device) and not shape.tied_embeddings
                         and not method.virtual_tokens(cfg) and not method.trains_base),
         # the hf backend skips peft's input casts for these methods when the trainer autocasts (engine/train/backends/hf.py)
         adapter_input_casts=not (method.autocast_inputs and compute in ("bf16", "fp16")),
-    ).with_(**rl_fields(cfg, batch_size))
+    ).with_(**rl_fields(cfg, batch_size), **vision_fields(cfg, shape, lora))
+
+
+def vision_lora_params(shape: ModelShape, cfg) -> int:
+    """A VLM's trainable vision side (engine/plan/vision_memory.py)."""
+    from engine.plan.vision_memory import vision_lora_params as params
+
+    return params(shape, cfg)
+
+
+def vision_fields(cfg, shape: ModelShape, lora: bool) -> dict:
+    """A VLM's images per sample and trainable vision side (engine/plan/vision_memory.py); empty for text models."""
+    from engine.plan.vision_memory import vision_fields as fields
+
+    return fields(cfg, shape, lora)
 
 
 def rl_fields(cfg, batch_size: int) -> dict:

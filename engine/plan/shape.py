@@ -13,9 +13,10 @@ that covers Llama, Mistral, Qwen2/3, Gemma 1-3, SmolLM and most others.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Optional
 
 from engine.errors import ModelSourceError
+from engine.plan.vision_shape import VisionShape, vision_shape
 
 Linear = tuple[str, int, int]  # (module name, in_features, out_features) inside one decoder layer
 
@@ -43,6 +44,12 @@ class ModelShape:
     checkpoint_bytes: int = 2  # bytes/param of the weights on disk (config "dtype"); hub models ship bf16
     source: str = "config"
     linear_modules: tuple[Linear, ...] = field(default=(), compare=False)
+    vision: Optional[VisionShape] = field(default=None, compare=False)  # a VLM's encoder + projector (vision_shape.py)
+
+    @property
+    def language_params(self) -> int:
+        """The language model's parameters (everything but a VLM's vision encoder and projector)."""
+        return self.total_params - (self.vision.total_params if self.vision else 0)
 
     @property
     def linear_params_per_layer(self) -> int:
@@ -139,21 +146,16 @@ def _get(cfg: dict, *keys: str, default=None):
 
 
 def vision_params(config: dict, text_hidden: int) -> int:
-    """Frozen vision-side parameters of a multimodal config: the family's known tower size, else a
-    ViT estimate from its vision_config (blocks, patch/position embeddings, a linear projector)."""
+    """Frozen vision-side parameters of a multimodal config: the family's known tower size, else the
+    ViT encoder + projector read from its vision_config (engine/plan/vision_shape.py)."""
     outer_type = str(config.get("model_type", ""))
-    v = config.get("vision_config")
-    if outer_type in VISION_TOWER_PARAMS or not isinstance(v, dict) or not v.get("hidden_size"):
-        return VISION_TOWER_PARAMS.get(outer_type, 0)
-    h, n = int(v["hidden_size"]), int(v.get("num_hidden_layers", 0))
-    i = int(v.get("intermediate_size", 4 * h))
-    patch, size = int(v.get("patch_size", 14)), int(v.get("image_size", 224))
-    tower = n * (4 * h * h + 2 * h * i + 9 * h) + 3 * patch * patch * h + (size // patch) ** 2 * h
-    return tower + h * int(config.get("scale_factor", 1)) ** 2 * text_hidden
+    vision = None if outer_type in VISION_TOWER_PARAMS else vision_shape(config, text_hidden)
+    return vision.total_params if vision else VISION_TOWER_PARAMS.get(outer_type, 0)
 
 
-def shape_from_config(config: dict, name: str, source: str = "config") -> ModelShape:
-    """Parse a Hugging Face config.json dict (text_config of multimodal models too)."""
+def shape_from_config(config: dict, name: str, source: str = "config", processor: Optional[dict] = None) -> ModelShape:
+    """Parse a Hugging Face config.json dict (text_config of multimodal models too; `processor`, the folder's
+    image-processor settings, tells a VLM's image splitting)."""
     outer_type = str(config.get("model_type", ""))
     text = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
     model_type = str(text.get("model_type") or outer_type or "llama")
@@ -177,6 +179,7 @@ def shape_from_config(config: dict, name: str, source: str = "config") -> ModelS
     tied = bool(_get(text, "tie_word_embeddings", default=_get(config, "tie_word_embeddings", default=False)))
     linears = LAYOUTS.get(model_type, llama_layout)(int(h), i, nh, nkv, d)
     dtype = str(_get(text, "dtype", "torch_dtype", default=_get(config, "dtype", "torch_dtype", default="bfloat16")))
+    vision = None if text is config or outer_type in VISION_TOWER_PARAMS else vision_shape(config, int(h), processor)
     return ModelShape(
         name=name, model_type=model_type, vocab_size=int(vocab), hidden_size=int(h), intermediate_size=i,
         num_layers=int(layers), num_heads=nh, num_kv_heads=nkv, head_dim=d, tied_embeddings=tied,
@@ -184,4 +187,5 @@ def shape_from_config(config: dict, name: str, source: str = "config") -> ModelS
         norms_per_layer=4 if model_type in FOUR_NORMS else 2,
         extra_frozen_params=vision_params(config, int(h)) if text is not config else 0,
         checkpoint_bytes=DTYPE_BYTES.get(dtype.replace("torch.", ""), 2), source=source, linear_modules=tuple(linears),
+        vision=vision,
     )

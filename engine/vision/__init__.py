@@ -5,8 +5,9 @@
 
 The families the engine knows are a registry (families.py); the rest of this package is the
 data layouts (data.py), rendering + masking with the model's processor (encode.py, collate.py),
-where LoRA sits (modules.py), merge (merge.py) and the chat backend (chat_backend.py). Nothing
-here is imported unless the model or the data has images.
+where LoRA sits (modules.py; tower_lora.py for lora.vision_tower), merge (merge.py) and the chat
+backend (chat_backend.py); preference pairs with images for stage=dpo (pairs.py) and which stages
+take a VLM (stages.py). Nothing here is imported unless the model or the data has images.
 """
 
 from __future__ import annotations

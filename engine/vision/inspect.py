@@ -36,7 +36,10 @@ def inspect_vision(path: str, model_dir=None, max_len: int = 1024, system_prompt
                    sample: int = 0) -> VisionInspectReport:
     """Report of an image + text file; `model_dir` (a VLM folder) adds token counts and the masked sample."""
     from engine.vision.data import load_vision_examples
+    from engine.vision.pair_inspect import inspect_vision_pairs, is_pair_file
 
+    if is_pair_file(path):  # image + text preference pairs: stage=dpo
+        return inspect_vision_pairs(path, model_dir, max_len, system_prompt, on_error, sample)
     loaded = load_vision_examples(path, system_prompt, on_error)
     exs = loaded.examples
     report = VisionInspectReport(path, records=len(exs), skipped=loaded.skipped)
@@ -72,7 +75,8 @@ def inspect_vision(path: str, model_dir=None, max_len: int = 1024, system_prompt
 
 def format_vision_report(r: VisionInspectReport) -> str:
     """Plain-text report for the terminal."""
-    lines = [f"{r.path}: {r.records} image + text record(s), {r.images} image(s)"
+    what = "preference pair(s), chosen | rejected trained by stage=dpo" if r.kind == "preference" else "record(s)"
+    lines = [f"{r.path}: {r.records} image + text {what}, {r.images} image(s)"
              + (f", {len(r.skipped)} skipped (first: {r.skipped[0][0]}: {r.skipped[0][1]})" if r.skipped else "")]
     if r.images:
         lines.append(f"image sizes: smallest {r.smallest[0]}x{r.smallest[1]}, largest {r.largest[0]}x{r.largest[1]}")

@@ -4,7 +4,8 @@
 
 Writes <out>/images/*.png, <out>/train.jsonl (LLaMA-Factory's ShareGPT layout: `<image>`
 placeholders + an `images` list) and <out>/held_out.jsonl (OpenAI-style image parts), so both
-layouts are exercised. Answers are one word, so "correct" is a plain string check.
+layouts are exercised, and <out>/pairs.jsonl: the training questions as preference pairs for
+stage=dpo (the right answer chosen, a wrong one of the same kind rejected). Answers are one word, so "correct" is a plain string check.
 """
 
 from __future__ import annotations
@@ -37,12 +38,19 @@ def draw(colour: str, shape: str, size: int, rng: random.Random):
     return img
 
 
+def wrong_answer(answer: str, rng: random.Random) -> str:
+    """Another answer of the same kind (a colour for a colour, a shape for a shape)."""
+    pool = list(COLOURS) if answer in COLOURS else list(SHAPES)
+    return rng.choice([a for a in pool if a != answer])
+
+
 def write_shapes(out: str | Path, train: int = 120, held_out: int = 20, size: int = 32, seed: int = 0) -> dict:
-    """Write the set; returns {"train": path, "held_out": path}."""
+    """Write the set; returns {"train": path, "held_out": path, "pairs": path}."""
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    files = {}
+    files, pairs = {}, []
+    wrong_rng = random.Random(seed + 1)  # its own stream: the images and questions stay those of earlier versions
     for split, n in (("train", train), ("held_out", held_out)):
         rows = []
         for i in range(n):
@@ -54,12 +62,16 @@ def write_shapes(out: str | Path, train: int = 120, held_out: int = 20, size: in
             if split == "train":
                 rows.append({"conversations": [{"from": "human", "value": f"<image>{QUESTIONS[ask]}"},
                                                {"from": "gpt", "value": answer}], "images": [name]})
+                pairs.append({"prompt": f"<image>{QUESTIONS[ask]}", "chosen": answer,
+                              "rejected": wrong_answer(answer, wrong_rng), "images": [name]})
             else:
                 rows.append({"messages": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": QUESTIONS[ask]}]},
                                           {"role": "assistant", "content": answer}], "images": [name]})
         path = out / f"{split}.jsonl"
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
         files[split] = path
+    files["pairs"] = out / "pairs.jsonl"
+    files["pairs"].write_text("".join(json.dumps(r) + "\n" for r in pairs))
     return files
 
 

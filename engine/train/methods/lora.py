@@ -46,7 +46,12 @@ def projector_to_save(model, cfg):
 def lora_target_modules(model, cfg):
     from engine.train.model_setup import resolve_targets
 
-    return resolve_targets(model, cfg.lora.target_modules)
+    targets = resolve_targets(model, cfg.lora.target_modules)
+    if getattr(cfg.lora, "vision_tower", False):
+        from engine.vision.tower_lora import tower_targets
+
+        targets = tower_targets(model, cfg, targets)  # the vision encoder's linears too
+    return targets
 
 
 @dataclass(frozen=True)

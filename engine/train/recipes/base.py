@@ -86,7 +86,9 @@ class BaseRecipe:
     data_kinds: tuple = ()  # Example kinds this stage trains on
     metrics: dict = {}  # TRL log key -> name in the step event's `metrics`
     progress_metric: Optional[str] = None  # the metric shown next to the loss on the progress bar
-    head = "causal-lm"  # or "sequence-classification"
+    head = "causal-lm"  # or "sequence-classification"; "image-text-to-text" for a vision-language model
+    trains_vlms = False  # the recipe trains vision-language models (engine/vision/stages.py); others refuse them
+    vision = False  # set when the start model is a vision-language model
     backends: tuple = ("hf", "unsloth")  # training backends that can run it
 
     def __init__(self, cfg, sink: EventSink, progress: bool = False):
@@ -177,9 +179,16 @@ class BaseRecipe:
     def resolve_start_model(self) -> Path:
         """The HF folder training starts from: a model, or an earlier run (its merged result)."""
         from engine.models import resolve_model
+        from engine.vision import is_vlm_folder
 
-        return resolve_model(self.cfg.model.name_or_path, self.cfg.model.revision,
+        path = resolve_model(self.cfg.model.name_or_path, self.cfg.model.revision,
                              trust_remote_code=self.cfg.model.trust_remote_code).path
+        if is_vlm_folder(path):
+            from engine.vision.stages import check_stage_takes_vlm
+
+            check_stage_takes_vlm(self.stage, type(self), self.cfg.model.name_or_path)
+            self.vision, self.head = True, "image-text-to-text"
+        return path
 
     def _resolve_auto(self) -> tuple[int, bool]:
         """Resolve 'auto' batch size / gradient checkpointing with the memory planner (a resumed run keeps the

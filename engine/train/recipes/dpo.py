@@ -7,6 +7,9 @@ give the chosen answer a higher log-probability ratio against the reference than
 one. The reference is the start model: with LoRA/QLoRA the policy with its adapter disabled
 (no second model in memory); with full/freeze fine-tuning TRL loads a frozen copy.
 `dpo.precompute_ref` computes the reference log-probs once before training.
+
+A vision-language model trains on image + text pairs (engine/vision/pairs.py): TRL's DPOTrainer
+takes the model's processor, and the collator turns each batch's images into pixels.
 """
 
 from __future__ import annotations
@@ -21,7 +24,24 @@ class DpoRecipe(PairRecipe):
 
     metrics = PAIR_METRICS
     progress_metric = "reward_accuracy"
+    trains_vlms = True  # image + text preference pairs (engine/vision/pairs.py)
 
+    def build_data(self):
+        if not self.vision:
+            return super().build_data()
+        from engine.vision.pairs import build_vision_pair_data
+
+        return build_vision_pair_data(self.cfg, self.tokenizer)
+
+    def trainer_kwargs(self) -> dict:
+        if not self.vision:
+            return {}
+        from engine.vision.pairs import VisionPairCollator
+
+        return {"data_collator": VisionPairCollator(self.tokenizer)}  # pixels per batch, [chosen; rejected]
+
+    def shares_prefix(self) -> bool:
+        return not self.vision  # a VLM's batch carries pixels the shared-prefix pass does not see
 
     def trainer_class(self) -> type:
         from engine.train.recipes.pretokenised import dpo_trainer

@@ -18,15 +18,7 @@ class SftRecipe(BaseRecipe):
     """Supervised fine-tuning (chat/instruction) and continued pre-training (raw text)."""
 
     data_kinds = ("chat", "text")
-    vision = False  # a vision-language model (engine/vision/): image + text records, its processor batches them
-
-    def resolve_start_model(self):
-        path = super().resolve_start_model()
-        from engine.vision import is_vlm_folder
-
-        if is_vlm_folder(path):
-            self.vision, self.head = True, "image-text-to-text"
-        return path
+    trains_vlms = True  # image + text records (engine/vision/), its processor batches them
 
     def build_data(self):
         if self.vision:
