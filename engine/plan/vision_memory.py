@@ -19,7 +19,6 @@ every crop of every image in the micro-batch:
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Optional
