@@ -102,26 +102,51 @@ def step_seconds(steps: list) -> float:
 
 
 def measure(variant: str, seed: int, epochs: float, work: Path, steps: int) -> dict:
+    """One variant and seed, or its saved result when `work` already holds it (a re-run resumes)."""
     out = work / f"{variant}-{seed}"
+    saved = out / "result.json"
+    if saved.is_file():
+        return json.loads(saved.read_text())
     if variant == "plain":
         cmd = [sys.executable, __file__, "--plain-child", str(out), "--seed", str(seed), "--epochs", str(epochs),
                "--steps", str(steps)]
         wall, rss = run_child(cmd, {"PYTHONPATH": str(REPO)})
-        return {"wall_s": wall, "peak_rss_gb": rss}
-    overrides, env = VARIANTS[variant]
-    cmd = [sys.executable, "-m", "engine", "train", str(PRESET), *overrides,
-           f"seed={seed}", f"epochs={epochs}", f"max_steps={steps}", f"output_dir={out}"]
-    wall, rss = run_child(cmd, {"PYTHONPATH": str(REPO), **env})
+        result = {"wall_s": wall, "peak_rss_gb": rss}
+    else:
+        overrides, env = VARIANTS[variant]
+        if out.exists():  # an interrupted run of an earlier invocation: start it again
+            import shutil
+
+            shutil.rmtree(out)
+        cmd = [sys.executable, "-m", "engine", "train", str(PRESET), *overrides,
+               f"seed={seed}", f"epochs={epochs}", f"max_steps={steps}", f"output_dir={out}"]
+        wall, rss = run_child(cmd, {"PYTHONPATH": str(REPO), **env})
+        result = {"wall_s": wall, "peak_rss_gb": rss, **run_figures(out, steps)}
+    saved.write_text(json.dumps(result))
+    return result
+
+
+def run_figures(out: Path, steps: int) -> dict:
+    """Step time, losses and (for a whole run) the held-out quiz of a finished engine run, the quiz asked in a
+    child process: one with the code on disk now, whatever this long-running parent imported."""
     from engine.events import read_events
-    from engine.train.evaluate import quiz
 
     events = [e for e in read_events(out / "events.jsonl") if e["type"] == "step"]
-    result = {"wall_s": wall, "peak_rss_gb": rss, "step_s": step_seconds(events), "final_loss": events[-1]["loss"],
-              "losses": [e["loss"] for e in events]}
-    if not steps:  # a whole run: ask the held-out questions
-        items = quiz(str(out), str(HELDOUT), with_base=False)
-        result["quiz"] = sum(bool(i.correct.get("tuned")) for i in items)
-    return result
+    figures = {"step_s": step_seconds(events), "final_loss": events[-1]["loss"], "losses": [e["loss"] for e in events]}
+    if not steps:
+        child = subprocess.run([sys.executable, __file__, "--quiz-child", str(out)], cwd=REPO, capture_output=True,
+                               text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+        if child.returncode != 0:
+            raise SystemExit(f"quiz of {out} failed:\n{child.stderr[-3000:]}")
+        figures["quiz"] = int(child.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def quiz_child(run: str) -> None:
+    from engine.train.evaluate import quiz
+
+    items = quiz(run, str(HELDOUT), with_base=False)
+    print(sum(bool(i.correct.get("tuned")) for i in items))
 
 
 def plot_losses(results: dict, path: Path) -> None:
@@ -156,15 +181,20 @@ def main() -> None:
     ap.add_argument("--variants", default="plain,upcast,lean", help="comma-separated: plain," + ",".join(VARIANTS))
     ap.add_argument("--json", default=None, help="write every result (loss curves included) to this JSON file")
     ap.add_argument("--plot", default=None, help="draw the engine variants' loss curves, one line per seed, to this PNG")
+    ap.add_argument("--work", default=None, help="folder for the runs; a re-run with the same folder reuses finished runs")
     ap.add_argument("--plain-child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--quiz-child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int, default=42, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.plain_child:
         return plain_script(args.seed, args.epochs, args.plain_child, args.steps)
+    if args.quiz_child:
+        return quiz_child(args.quiz_child)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     variants = args.variants.split(",")
     results: dict = {v: [] for v in variants}
-    work = Path(tempfile.mkdtemp(prefix="quickstart-variants-"))
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="quickstart-variants-"))
+    work.mkdir(parents=True, exist_ok=True)
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         for v in variants:  # interleaved, so a slow spell of a shared machine hits every variant
             r = measure(v, seed, args.epochs, work, args.steps)
