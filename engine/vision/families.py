@@ -35,6 +35,10 @@ def register_family(family: VisionFamily) -> VisionFamily:
 register_family(VisionFamily(
     "idefics3", ("idefics3", "smolvlm"), language_model="model.text_model", vision_modules=("model.vision_model",),
     projector_modules=("model.connector",), llama_cpp_projector="idefics3"))
+# LLaVA-1.5 layout (llava-hf): CLIP tower, 2-layer MLP projector, Llama-architecture LM; llama.cpp's "mlp" projector
+register_family(VisionFamily(
+    "llava", ("llava",), language_model="model.language_model", vision_modules=("model.vision_tower",),
+    projector_modules=("model.multi_modal_projector",), llama_cpp_projector="mlp"))
 
 
 def family_for(config: dict) -> VisionFamily:
@@ -44,7 +48,7 @@ def family_for(config: dict) -> VisionFamily:
         return FAMILIES[model_type]
     known = sorted({f"{f.name} ({', '.join(f.model_types)})" for f in FAMILIES.values()})
     raise ConfigError(f"model_type={model_type!r} is a vision-language model edgetune does not train yet; supported: "
-                      f"{'; '.join(known)}. Use a SmolVLM/Idefics3 model, or open an issue naming the model.")
+                      f"{'; '.join(known)}. Use a model of one of those families, or open an issue naming the model.")
 
 
 def family_of_model(model) -> VisionFamily | None:

@@ -2,6 +2,7 @@
 
     python -m engine.vision.tiny_vlm runs/tiny-vlm --lm smollm2-135m-instruct      # SmolLM2 reads the images
     python -m engine.vision.tiny_vlm /tmp/vlm --lm smollm2-135m-instruct --random-lm --hidden 64
+    python -m engine.vision.tiny_vlm runs/tiny-llava --family llava --lm smollm2-135m-instruct   # LLaVA (tiny_llava.py)
 
 No VLM weights can be downloaded on an offline machine, so this assembles one from what is at
 hand: a small SigLIP-style vision tower (random), the Idefics3 pixel-shuffle connector (random)
@@ -90,9 +91,23 @@ def build_tiny_vlm(out: str | Path, lm_dir: str | Path, random_lm: bool = False,
     return out
 
 
+# family -> its builder; each writes a folder of that family's transformers layout + processor
+TINY_BUILDERS = {"idefics3": "engine.vision.tiny_vlm:build_tiny_vlm", "llava": "engine.vision.tiny_llava:build_tiny_llava"}
+
+
+def _builder(family: str):
+    """The tiny-model builder of a family (TINY_BUILDERS: "module:function", imported when chosen)."""
+    import importlib
+
+    module, func = TINY_BUILDERS[family].split(":")
+    return getattr(importlib.import_module(module), func)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out", help="Folder to write the model to.")
+    p.add_argument("--family", default="idefics3", choices=sorted(TINY_BUILDERS),
+                   help="VLM family: idefics3 (SmolVLM layout) or llava (CLIP tower + MLP projector).")
     p.add_argument("--lm", default="smollm2-135m-instruct", help="Text model (bundled name, folder or hub id).")
     p.add_argument("--random-lm", action="store_true", help="A tiny random Llama instead of the LM's weights.")
     p.add_argument("--hidden", type=int, default=64, help="Vision tower width (and the random LM's).")
@@ -101,7 +116,7 @@ def main(argv=None) -> int:
     from engine.models import resolve_model
 
     lm_dir = resolve_model(args.lm).path
-    print(build_tiny_vlm(args.out, lm_dir, random_lm=args.random_lm, hidden=args.hidden, image_size=args.image_size))
+    print(_builder(args.family)(args.out, lm_dir, random_lm=args.random_lm, hidden=args.hidden, image_size=args.image_size))
     return 0
 
 
