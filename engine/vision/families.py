@@ -21,6 +21,19 @@ class VisionFamily:
     vision_modules: tuple  # module paths of the vision encoder
     projector_modules: tuple  # module paths of the projector (connector)
     llama_cpp_projector: str | None = None  # clip.projector_type in an mmproj GGUF, when llama.cpp runs it
+    # (regex, replacement) from the tensor names in its safetensors files to the module paths above, when they
+    # differ: transformers 5 loads and saves some families under their older checkpoint names
+    checkpoint_names: tuple = ()
+
+    def module_key(self, saved: str) -> str:
+        """A tensor's name in a saved checkpoint -> its name in the loaded model ('model.language_model...')."""
+        import re
+
+        for pattern, replacement in self.checkpoint_names:
+            renamed, n = re.subn(pattern, replacement, saved)
+            if n:
+                return renamed
+        return saved
 
 
 FAMILIES: dict[str, VisionFamily] = {}
@@ -38,7 +51,12 @@ register_family(VisionFamily(
 # LLaVA-1.5 layout (llava-hf): CLIP tower, 2-layer MLP projector, Llama-architecture LM; llama.cpp's "mlp" projector
 register_family(VisionFamily(
     "llava", ("llava",), language_model="model.language_model", vision_modules=("model.vision_tower",),
-    projector_modules=("model.multi_modal_projector",), llama_cpp_projector="mlp"))
+    projector_modules=("model.multi_modal_projector",), llama_cpp_projector="mlp",
+    # transformers 5 saves LLaVA as llava-hf's checkpoints name it (its conversion_mapping.py, reversed);
+    # CLIP's `vision_model.` level is gone from the loaded CLIPVisionModel, present in hub files
+    checkpoint_names=((r"^language_model\.model\.", "model.language_model."), (r"^language_model\.lm_head\.", "lm_head."),
+                      (r"^vision_tower\.(vision_model\.)?", "model.vision_tower."),
+                      (r"^multi_modal_projector\.", "model.multi_modal_projector."))))
 
 
 def family_for(config: dict) -> VisionFamily:

@@ -4,7 +4,9 @@
 
 Written the way llama.cpp's convert_hf_to_gguf.py `--mmproj` writes it for the family
 (architecture "clip", `clip.projector_type`, the `clip.vision.*` hyper-parameters and the
-preprocessor's mean/std/size; tensor names from gguf-py's MMPROJ table), so llama.cpp's
+preprocessor's mean/std/size; tensor names from gguf-py's MMPROJ table). What differs per
+projector type is a ProjectorLayout in PROJECTORS: idefics3 below, LLaVA's `mlp` in
+mmproj_llava.py. So llama.cpp's
 multimodal runtime (libmtmd, llama-mtmd-cli, llama-server --mmproj) loads it. Weights are F16
 (or F32); norms, biases and the patch/position embeddings stay F32 as llama.cpp keeps them.
 Written to a temp name and renamed when complete.
@@ -13,11 +15,37 @@ Written to a temp name and renamed when complete.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from engine.errors import EdgetuneError
 
 MMPROJ_TYPES = ("f16", "f32")
+
+
+@dataclass(frozen=True)
+class ProjectorLayout:
+    """What differs per llama.cpp projector type (`clip.projector_type`): its own keys and tensor names.
+
+    write_mmproj writes the keys every CLIP file has; a layout adds the rest and names the tensors."""
+
+    add_keys: Callable  # (writer, config, preprocessor) -> None: the keys only this projector has
+    tensor_name: Callable  # (hf_key, gguf_name_map, config) -> GGUF name, SKIP to leave it out, None when unknown
+    block_count: Callable = lambda config: int(config["vision_config"]["num_hidden_layers"])  # encoder blocks kept
+    check: Callable = lambda config: None  # EdgetuneError (before any work) for a variant llama.cpp cannot run
+    # (model_dir, image, llama.cpp's embeddings) -> why they differ from transformers', when a known llama.cpp
+    # behaviour explains it (None otherwise); verify_mmproj adds it to the problem it reports
+    explain_mismatch: Callable = lambda model_dir, image, embeddings: None
+
+
+SKIP = ""  # tensor_name's answer for a tensor llama.cpp does not use
+PROJECTORS: dict[str, ProjectorLayout] = {}
+
+
+def register_projector(projector_type: str, layout: ProjectorLayout) -> ProjectorLayout:
+    PROJECTORS[projector_type] = layout
+    return layout
 
 
 def mmproj_file_name(qtype: str = "f16") -> str:
@@ -38,11 +66,35 @@ def check_mmproj_supported(model_dir: Path):
     from engine.vision import read_config
     from engine.vision.families import family_for
 
-    family = family_for(read_config(model_dir))
-    if not family.llama_cpp_projector:
+    config = read_config(model_dir)
+    family = family_for(config)
+    if not family.llama_cpp_projector or family.llama_cpp_projector not in _projectors():
         raise EdgetuneError(f"GGUF export of {family.name} vision-language models is not supported yet: llama.cpp has no "
                             f"mmproj projector edgetune can write for it. Nothing was written.")
+    _projectors()[family.llama_cpp_projector].check(config)
     return family
+
+
+def _projectors() -> dict[str, ProjectorLayout]:
+    from exporters.gguf import mmproj_llava  # noqa: F401  (registers "mlp")
+
+    return PROJECTORS
+
+
+def projector_layout(model_dir: Path) -> ProjectorLayout:
+    """The ProjectorLayout of the VLM in `model_dir` (check_mmproj_supported's errors otherwise)."""
+    return _projectors()[check_mmproj_supported(model_dir).llama_cpp_projector]
+
+
+def _idefics3_keys(writer, config: dict, pre: dict) -> None:
+    vision = config["vision_config"]
+    writer.add_vision_projector_scale_factor(int(config.get("scale_factor", 2)))
+    writer.add_vision_use_gelu(True)
+    writer.add_vision_preproc_image_size(int((pre.get("size") or {}).get("longest_edge", vision["image_size"])))
+
+
+register_projector("idefics3", ProjectorLayout(
+    add_keys=_idefics3_keys, tensor_name=lambda key, names, config: names.get_name(key, try_suffixes=(".weight", ".bias"))))
 
 
 def write_mmproj(model_dir: Path, out: Path, qtype: str = "f16") -> Path:
@@ -59,7 +111,8 @@ def write_mmproj(model_dir: Path, out: Path, qtype: str = "f16") -> Path:
     config = read_config(model_dir)
     vision, text = config["vision_config"], config["text_config"]
     pre = _preprocessor(model_dir)
-    n_blocks = int(vision["num_hidden_layers"])
+    layout = PROJECTORS[family.llama_cpp_projector]
+    n_blocks = layout.block_count(config)
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.MMPROJ, n_blocks)
     tmp = out.with_name(f".{out.name}.partial")
     writer = gguf.GGUFWriter(str(tmp), "clip")
@@ -77,21 +130,22 @@ def write_mmproj(model_dir: Path, out: Path, qtype: str = "f16") -> Path:
     writer.add_vision_image_mean([float(x) for x in pre.get("image_mean", [0.5, 0.5, 0.5])])
     writer.add_vision_image_std([float(x) for x in pre.get("image_std", [0.5, 0.5, 0.5])])
     writer.add_vision_attention_layernorm_eps(float(vision.get("layer_norm_eps", 1e-5)))
-    writer.add_vision_projector_scale_factor(int(config.get("scale_factor", 2)))
-    writer.add_vision_use_gelu(True)
-    writer.add_vision_preproc_image_size(int((pre.get("size") or {}).get("longest_edge", vision["image_size"])))
+    layout.add_keys(writer, config, pre)
     prefixes = family.vision_modules + family.projector_modules
     written = 0
     for shard in sorted(model_dir.glob("*.safetensors")):
         with safe_open(str(shard), framework="pt") as f:
-            for key in f.keys():
+            for saved in f.keys():
+                key = family.module_key(saved)
                 if not key.startswith(tuple(p + "." for p in prefixes)):
                     continue
-                name = names.get_name(key, try_suffixes=(".weight", ".bias"))
+                name = layout.tensor_name(key, names, config)
+                if name == SKIP:
+                    continue
                 if name is None:
                     raise EdgetuneError(f"mmproj: no llama.cpp name for tensor {key} of {model_dir}; this checkpoint's "
                                         f"vision side differs from the {family.name} layout edgetune knows.")
-                t = f.get_tensor(key).float().numpy()
+                t = f.get_tensor(saved).float().numpy()
                 keep_f32 = qtype == "f32" or t.ndim == 1 or ".embeddings." in key
                 writer.add_tensor(name, t.astype(np.float32 if keep_f32 else np.float16))
                 written += 1
