@@ -95,7 +95,7 @@ def build_tiny_vlm(out: str | Path, lm_dir: str | Path, random_lm: bool = False,
 TINY_BUILDERS = {"idefics3": "engine.vision.tiny_vlm:build_tiny_vlm", "llava": "engine.vision.tiny_llava:build_tiny_llava"}
 
 
-def _builder(family: str):
+def tiny_builder(family: str):
     """The tiny-model builder of a family (TINY_BUILDERS: "module:function", imported when chosen)."""
     import importlib
 
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     from engine.models import resolve_model
 
     lm_dir = resolve_model(args.lm).path
-    print(_builder(args.family)(args.out, lm_dir, random_lm=args.random_lm, hidden=args.hidden, image_size=args.image_size))
+    print(tiny_builder(args.family)(args.out, lm_dir, random_lm=args.random_lm, hidden=args.hidden, image_size=args.image_size))
     return 0
 
 

@@ -1,5 +1,5 @@
 """Vision-language models: data layouts and their errors, masking, LoRA on the text decoder only,
-merge, chat with images (a tiny random Idefics3 built in-process; no downloads)."""
+merge, chat with images (tiny random models of each family built in-process: Idefics3, LLaVA; no downloads)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from engine.errors import DataError, EdgetuneError
 from tests.conftest import write_jsonl
 from tests.engine.vision_fixtures import *  # noqa: F401,F403  (session fixtures)
+from tests.engine.vision_fixtures import TINY
 
 
 def _png(path: Path, size=(20, 20), colour=(255, 0, 0)) -> str:
@@ -60,7 +61,7 @@ def test_bad_images_name_file_and_line(tmp_path, record, image, expected):
     assert len(skipped.examples) == 1 and skipped.skipped[0][0].endswith("d.jsonl:2")
 
 
-def test_answer_tokens_alone_carry_loss(tiny_vlm_dir, tmp_path):
+def test_answer_tokens_alone_carry_loss(tiny_vlm_dir, vlm_family, tmp_path):
     from engine.vision.collate import IGNORE, VisionCollator
     from engine.vision.data import load_vision_examples
     from engine.vision.encode import VisionEncoder
@@ -72,9 +73,9 @@ def test_answer_tokens_alone_carry_loss(tiny_vlm_dir, tmp_path):
     examples = load_vision_examples(str(write_jsonl(tmp_path / "d.jsonl", [PARTS, two_turns]))).examples
     processor = load_processor(tiny_vlm_dir)
     rows = VisionEncoder(processor, max_len=128).encode_all(examples).rows
-    assert rows[0]["image_tokens"] == 4  # (32/8)^2 patches, pixel shuffle 2x2
+    assert rows[0]["image_tokens"] == TINY[vlm_family]["image_tokens"]
     batch = VisionCollator(processor)(rows)
-    assert batch["pixel_values"].shape[:2] == (2, 1)
+    assert tuple(batch["pixel_values"].shape) == TINY[vlm_family]["pixel_shape"]
     tok = processor.tokenizer
     for i, answers in enumerate(["red<|im_end|>\n", "red<|im_end|>\nsquare<|im_end|>\n"]):
         kept = batch["labels"][i][batch["labels"][i] != IGNORE]
@@ -84,21 +85,22 @@ def test_answer_tokens_alone_carry_loss(tiny_vlm_dir, tmp_path):
     assert too_short.dropped == 2 and not too_short.rows
 
 
-def test_training_changes_only_the_text_decoder_adapter(vlm_run, tiny_vlm_dir):
+def test_training_changes_only_the_text_decoder_adapter(vlm_run, vlm_family):
     from safetensors.torch import load_file
 
     run, events = vlm_run
+    lm_path = TINY[vlm_family]["lm_path"]
     tensors = load_file(str(run / "adapter" / "adapter_model.safetensors"))
-    assert tensors and all(".text_model." in k and "lora_" in k for k in tensors)
+    assert tensors and all(f"{lm_path}." in k and "lora_" in k for k in tensors)
     assert any(t.abs().max() > 0 for k, t in tensors.items() if "lora_B" in k)  # B starts at 0: it trained
     config = json.loads((run / "adapter" / "adapter_config.json").read_text())
-    assert config["target_modules"].startswith("^model\\.text_model\\.")
+    assert config["target_modules"].startswith("^" + lm_path.replace(".", "\\.") + "\\.")
     assert (run / "adapter" / "processor_config.json").is_file()  # the image processor travels with the run
     losses = [e["loss"] for e in events if e["type"] == "step"]
     assert len(losses) == 4 and all(l == l for l in losses)
 
 
-def test_merge_equals_adapter_and_chat_takes_images(vlm_run, shapes_dir):
+def test_merge_equals_adapter_and_chat_takes_images(vlm_run, vlm_family, shapes_dir):
     from engine.chat import ChatSession
     from engine.train.merge import merge_adapter
 
@@ -113,7 +115,7 @@ def test_merge_equals_adapter_and_chat_takes_images(vlm_run, shapes_dir):
         assert s.backend.name == "vlm"
         s.attach_image(str(image))
         ids = s.prompt_ids("What colour is the shape?")
-        assert ids.count(s.backend.processor.image_token_id) == 4
+        assert ids.count(s.backend.processor.image_token_id) == TINY[vlm_family]["image_tokens"]
         answers.append(s.ask("What colour is the shape?"))
         assert s.history[0]["images"] == [str(image.resolve())] and not s.pending_images
     assert answers[0] == answers[1]
@@ -133,9 +135,7 @@ def test_text_models_refuse_images(tiny_model_dir, shapes_dir, tmp_path):
         train(cfg)
 
 
-def test_qlora_keeps_the_vision_side_16_bit(tiny_vlm_dir):
-    import torch.nn as nn
-
+def test_qlora_keeps_the_vision_side_16_bit(tiny_vlm_dir, vlm_family):
     from engine.config import load_config
     from engine.train.device import choose_device
     from engine.train.model_setup import load_base
@@ -143,26 +143,27 @@ def test_qlora_keeps_the_vision_side_16_bit(tiny_vlm_dir):
     cfg = load_config(None, [f"model={tiny_vlm_dir}", "method=qlora"])
     model = load_base(cfg, tiny_vlm_dir, choose_device("fp32"), head="image-text-to-text")
     kinds = {name: type(m).__name__ for name, m in model.named_modules()}
-    assert kinds["model.text_model.layers.0.self_attn.q_proj"] == "Linear4bit"
-    assert kinds["model.vision_model.encoder.layers.0.self_attn.q_proj"] == "Linear"
-    assert isinstance(model.model.connector.modality_projection.proj, nn.Linear)
+    tiny = TINY[vlm_family]
+    assert kinds[f"{tiny['lm_path']}.layers.0.self_attn.q_proj"] == "Linear4bit"
+    assert kinds[f"{tiny['vision_path']}.encoder.layers.0.self_attn.q_proj"] == "Linear"
+    assert kinds[tiny["projector_linear"]] == "Linear" and kinds["lm_head"] == "Linear"
 
 
 def test_unsupported_vlm_family_is_named(tmp_path):
     from engine.errors import ConfigError
     from engine.vision.families import family_for
 
-    with pytest.raises(ConfigError, match="model_type='mystery_vl'.*supported: idefics3"):
+    with pytest.raises(ConfigError, match=r"model_type='mystery_vl'.*supported: idefics3 \(idefics3, smolvlm\); llava \(llava\)"):
         family_for({"model_type": "mystery_vl", "vision_config": {}})
 
 
-def test_data_inspect_shows_images_and_their_tokens(tiny_vlm_dir, shapes_dir, capsys):
+def test_data_inspect_shows_images_and_their_tokens(tiny_vlm_dir, vlm_family, shapes_dir, capsys):
     from engine.cli.main import main
 
     assert main(["data", "inspect", str(shapes_dir / "train.jsonl"), "--model", str(tiny_vlm_dir)]) == 0
     out = capsys.readouterr().out
     assert "16 image + text record(s), 16 image(s)" in out and "image sizes: smallest 32x32" in out
-    assert "image tokens: 4 per image" in out and "train.jsonl:1:" in out and "trained on: " in out
+    assert f"image tokens: {TINY[vlm_family]['image_tokens']} per image" in out and "train.jsonl:1:" in out and "trained on: " in out
 
 
 def test_planner_counts_the_vision_tower():
@@ -200,7 +201,7 @@ def test_other_multimodal_checkpoints_keep_the_text_path(tmp_path):
     assert is_vlm_folder(tmp_path)
 
 
-def test_train_projector_saves_the_connector_with_the_adapter(tiny_vlm_dir, shapes_dir, tmp_path):
+def test_train_projector_saves_the_connector_with_the_adapter(tiny_vlm_dir, vlm_family, shapes_dir, tmp_path):
     from safetensors.torch import load_file
 
     from engine.config import load_config
@@ -212,4 +213,54 @@ def test_train_projector_saves_the_connector_with_the_adapter(tiny_vlm_dir, shap
     result, _, _ = train(cfg)
     assert result["status"] == "completed"
     keys = load_file(str(tmp_path / "r" / "adapter" / "adapter_model.safetensors"))
-    assert any("connector" in k for k in keys) and not any("vision_model" in k for k in keys)
+    tiny = TINY[vlm_family]
+    assert any(tiny["projector_path"] in k for k in keys) and not any(tiny["vision_path"] in k for k in keys)
+
+
+@pytest.mark.parametrize("train_projector", [False, True])
+def test_a_training_step_changes_only_what_trains(tiny_vlm_dir, vlm_family, shapes_dir, train_projector):
+    """One real optimiser step on an image batch: the LoRA weights move (and the projector, with
+    lora.train_projector); the vision tower, the base LM and the frozen projector stay bit-identical."""
+    import torch
+
+    from engine.config import load_config
+    from engine.train.device import choose_device
+    from engine.train.model_setup import attach_trainable, load_base
+    from engine.vision.collate import VisionCollator
+    from engine.vision.data import load_vision_examples
+    from engine.vision.encode import VisionEncoder
+    from engine.vision.processor import load_processor
+
+    cfg = load_config(None, [f"model={tiny_vlm_dir}", "method=lora", "lora.dropout=0", f"lora.train_projector={train_projector}"])
+    head = "image-text-to-text"
+    model = attach_trainable(load_base(cfg, tiny_vlm_dir, choose_device("fp32"), head=head), cfg, False, head)
+    processor = load_processor(tiny_vlm_dir)
+    rows = VisionEncoder(processor, 64).encode_all(load_vision_examples(str(shapes_dir / "train.jsonl")).examples[:4]).rows
+    batch = VisionCollator(processor)(rows)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model.train()
+    model(**batch).loss.backward()
+    optimizer.step()
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])}
+    tiny = TINY[vlm_family]
+    assert changed and changed <= trainable
+    assert any("lora_B" in n for n in changed)  # B starts at zero: the step moved it
+    assert not any(tiny["vision_path"] + "." in n for n in changed)
+    assert all("lora_" in n or (train_projector and tiny["projector_path"] + "." in n) for n in changed)
+    assert any(tiny["projector_path"] + "." in n for n in changed) == train_projector
+
+
+def test_tiny_builder_cli_writes_a_llava_folder(bundled_model_dir, tmp_path, capsys):
+    from engine.vision import is_vlm_folder, read_config
+    from engine.vision.tiny_vlm import main
+
+    assert main([str(tmp_path / "llava"), "--family", "llava", "--lm", str(bundled_model_dir), "--random-lm"]) == 0
+    config = read_config(tmp_path / "llava")
+    assert is_vlm_folder(tmp_path / "llava") and config["architectures"] == ["LlavaForConditionalGeneration"]
+    assert config["vision_config"]["model_type"] == "clip_vision_model" and config["vision_feature_layer"] == -2
+    processor = json.loads((tmp_path / "llava" / "processor_config.json").read_text())
+    assert processor["processor_class"] == "LlavaProcessor"
+    assert processor["image_processor"]["image_processor_type"] == "CLIPImageProcessor"
+    assert not list(tmp_path.glob(".*partial"))
