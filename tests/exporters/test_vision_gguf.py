@@ -21,12 +21,6 @@ def merged_vlm(vlm_run):
     return run / "merged"
 
 
-def _field(reader, key):
-    field = reader.fields[key]
-    values = [field.parts[i].tolist() for i in field.data]
-    return bytes(values[0]).decode() if isinstance(values[0], list) else values
-
-
 @pytest.mark.slow
 def test_lm_and_mmproj_written_and_verified_by_llama_cpp(merged_vlm, vlm_family, tmp_path):
     import gguf
@@ -47,9 +41,10 @@ def test_lm_and_mmproj_written_and_verified_by_llama_cpp(merged_vlm, vlm_family,
     else:
         assert mm.passed and mm.nmse < 1e-3, mm.problems  # llama.cpp's image embeddings == transformers'
     reader = gguf.GGUFReader(str(out / "mmproj-f16.gguf"))
-    assert _field(reader, "clip.projector_type") == TINY[vlm_family]["projector_type"]
+    assert reader.fields["clip.projector_type"].contents() == TINY[vlm_family]["projector_type"]
     if vlm_family == "llava":  # vision_feature_layer=-2 of 2 CLIP blocks: the input of block 1; block 1 left out
-        assert _field(reader, "clip.vision.feature_layer") == [1] and _field(reader, "clip.vision.block_count") == [1]
+        assert reader.fields["clip.vision.feature_layer"].contents() == [1]
+        assert reader.fields["clip.vision.block_count"].contents() == 1
         tensors = {t.name for t in reader.tensors}
         assert {"mm.0.weight", "mm.2.bias", "v.class_embd", "v.pre_ln.weight", "v.blk.0.ffn_up.weight"} <= tensors
         assert not any(t.startswith(("v.blk.1.", "v.post_ln")) for t in tensors)
