@@ -264,3 +264,19 @@ def test_tiny_builder_cli_writes_a_llava_folder(bundled_model_dir, tmp_path, cap
     assert processor["processor_class"] == "LlavaProcessor"
     assert processor["image_processor"]["image_processor_type"] == "CLIPImageProcessor"
     assert not list(tmp_path.glob(".*partial"))
+
+
+def test_qlora_run_trains_the_nf4_decoder(tiny_vlm_dir, vlm_family, shapes_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    from engine.config import load_config
+    from tests.engine.run_helpers import train
+
+    cfg = load_config(None, [f"model={tiny_vlm_dir}", f"data={shapes_dir / 'train.jsonl'}", f"output_dir={tmp_path / 'r'}",
+                             "method=qlora", "batch_size=4", "max_len=64", "lr=1e-2", "max_steps=2", "optim.warmup_ratio=0",
+                             "train.backend=hf"])
+    result, events, _ = train(cfg)
+    assert result["status"] == "completed", events[-3:]
+    tensors = load_file(str(tmp_path / "r" / "adapter" / "adapter_model.safetensors"))
+    assert tensors and all(TINY[vlm_family]["lm_path"] + "." in k and "lora_" in k for k in tensors)
+    assert any(t.abs().max() > 0 for k, t in tensors.items() if "lora_B" in k)
