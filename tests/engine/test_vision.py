@@ -280,3 +280,31 @@ def test_qlora_run_trains_the_nf4_decoder(tiny_vlm_dir, vlm_family, shapes_dir, 
     tensors = load_file(str(tmp_path / "r" / "adapter" / "adapter_model.safetensors"))
     assert tensors and all(TINY[vlm_family]["lm_path"] + "." in k and "lora_" in k for k in tensors)
     assert any(t.abs().max() > 0 for k, t in tensors.items() if "lora_B" in k)
+
+
+def test_merged_folder_keeps_the_vision_side_and_loads_back(vlm_run, tiny_vlm_dir, vlm_family):
+    """Saved under the family's checkpoint names (families.py module_key), the merged folder reloads as the
+    same model: vision tower and projector bit-identical to the base, the decoder's LoRA layers changed."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForImageTextToText
+
+    from engine.train.merge import merge_adapter
+    from engine.vision.families import FAMILIES
+
+    run, _ = vlm_run
+    if not (run / "merged" / "config.json").is_file():
+        merge_adapter(run)
+    family, tiny = FAMILIES[vlm_family], TINY[vlm_family]
+
+    def saved(folder):
+        return {family.module_key(k): t for k, t in load_file(str(folder / "model.safetensors")).items()}
+
+    base, merged = saved(tiny_vlm_dir), saved(run / "merged")
+    assert base.keys() == merged.keys()
+    frozen = [k for k in base if k.startswith((tiny["vision_path"] + ".", tiny["projector_path"] + "."))]
+    assert frozen and all(torch.equal(base[k].float(), merged[k].float()) for k in frozen)
+    assert any(not torch.equal(base[k].float(), merged[k].float()) for k in base if "q_proj" in k and tiny["lm_path"] in k)
+    model = AutoModelForImageTextToText.from_pretrained(str(run / "merged"), dtype=torch.float32)
+    loaded = dict(model.named_parameters())
+    assert all(torch.equal(loaded[k], merged[k].float()) for k in frozen)
