@@ -21,19 +21,28 @@ class VisionFamily:
     vision_modules: tuple  # module paths of the vision encoder
     projector_modules: tuple  # module paths of the projector (connector)
     llama_cpp_projector: str | None = None  # clip.projector_type in an mmproj GGUF, when llama.cpp runs it
-    # (prefix in the safetensors files, module path it loads into), for families whose files keep an older
-    # layout that transformers renames on load (and back on save); longest prefix first
-    saved_prefixes: tuple = ()
+    # (regex, replacement) from the tensor names in its safetensors files to the module paths above, when they
+    # differ: transformers 5 loads and saves some families under their older checkpoint names
+    checkpoint_names: tuple = ()
 
-    def module_name(self, key: str) -> str:
-        """A checkpoint tensor name as the loaded model's parameter name ('language_model.model.x' -> 'model.language_model.x')."""
-        for saved, module in self.saved_prefixes:
-            if key.startswith(saved):
-                return module + key[len(saved):]
-        return key
+    def module_key(self, saved: str) -> str:
+        """A tensor's name in a saved checkpoint -> its name in the loaded model ('model.language_model...')."""
+        import re
+
+        for pattern, replacement in self.checkpoint_names:
+            renamed, n = re.subn(pattern, replacement, saved)
+            if n:
+                return renamed
+        return saved
 
 
 FAMILIES: dict[str, VisionFamily] = {}
+
+# How transformers 5 saves LLaVA-style models (llava-hf's and Google's Gemma 3 checkpoint names: its
+# conversion_mapping.py, reversed); CLIP/SigLIP's `vision_model.` level is gone from the loaded tower, present in files
+LLAVA_CHECKPOINT_NAMES = ((r"^language_model\.model\.", "model.language_model."), (r"^language_model\.lm_head\.", "lm_head."),
+                          (r"^vision_tower\.(vision_model\.)?", "model.vision_tower."),
+                          (r"^multi_modal_projector\.", "model.multi_modal_projector."))
 
 
 def register_family(family: VisionFamily) -> VisionFamily:
@@ -45,6 +54,11 @@ def register_family(family: VisionFamily) -> VisionFamily:
 register_family(VisionFamily(
     "idefics3", ("idefics3", "smolvlm"), language_model="model.text_model", vision_modules=("model.vision_model",),
     projector_modules=("model.connector",), llama_cpp_projector="idefics3"))
+# LLaVA-1.5 layout (llava-hf): CLIP tower, 2-layer MLP projector, Llama-architecture LM; llama.cpp's "mlp" projector
+register_family(VisionFamily(
+    "llava", ("llava",), language_model="model.language_model", vision_modules=("model.vision_tower",),
+    projector_modules=("model.multi_modal_projector",), llama_cpp_projector="mlp",
+    checkpoint_names=LLAVA_CHECKPOINT_NAMES))
 
 
 def family_for(config: dict) -> VisionFamily:

@@ -13,12 +13,10 @@ token_type_ids, which the collator passes on with the pixels. A text-only Gemma 
 
 from __future__ import annotations
 
-from engine.vision.families import VisionFamily, register_family
+from engine.vision.families import LLAVA_CHECKPOINT_NAMES, VisionFamily, register_family
 
 GEMMA3 = register_family(VisionFamily(
     "gemma3", ("gemma3",), language_model="model.language_model", vision_modules=("model.vision_tower",),
     projector_modules=("model.multi_modal_projector",), llama_cpp_projector="gemma3",
-    # Google's files (and transformers 5's save_pretrained, which writes that layout back) name them so
-    saved_prefixes=(("language_model.model.", "model.language_model."), ("language_model.lm_head.", "lm_head."),
-                    ("vision_tower.vision_model.", "model.vision_tower."), ("vision_tower.", "model.vision_tower."),
-                    ("multi_modal_projector.", "model.multi_modal_projector."))))
+    # Google's files (and transformers 5's save_pretrained, which writes that layout back) name them as LLaVA's
+    checkpoint_names=LLAVA_CHECKPOINT_NAMES))

@@ -1,9 +1,11 @@
 """Build a small Idefics3 (SmolVLM-family) model from a text LM: for tests and the learnable demo
-(or, with --family gemma3, a tiny random Gemma 3: engine/vision/tiny_gemma3.py).
+(or, with --family llava, a LLaVA-1.5-style one: engine/vision/tiny_llava.py; with --family gemma3,
+a tiny random Gemma 3: engine/vision/tiny_gemma3.py).
 
     python -m engine.vision.tiny_vlm runs/tiny-vlm --lm smollm2-135m-instruct      # SmolLM2 reads the images
     python -m engine.vision.tiny_vlm /tmp/vlm --lm smollm2-135m-instruct --random-lm --hidden 64
     python -m engine.vision.tiny_vlm /tmp/tiny-gemma3 --family gemma3                 # Gemma 3, all random (tiny_gemma3.py)
+    python -m engine.vision.tiny_vlm runs/tiny-llava --family llava --lm smollm2-135m-instruct   # LLaVA (tiny_llava.py)
 
 No VLM weights can be downloaded on an offline machine, so this assembles one from what is at
 hand: a small SigLIP-style vision tower (random), the Idefics3 pixel-shuffle connector (random)
@@ -101,7 +103,8 @@ def main(argv=None) -> int:
                                                           "its tower is half as wide).")
     p.add_argument("--image-size", type=int, default=32, help="Pixels per side the vision tower sees.")
     p.add_argument("--family", choices=sorted(TINY_BUILDERS), default="idefics3",
-                   help="VLM family: idefics3 (SmolVLM-style, from --lm) or gemma3 (all random; --lm gives the tokenizer).")
+                   help="VLM family: idefics3 (SmolVLM-style, from --lm), llava (CLIP tower + MLP projector, from --lm) "
+                        "or gemma3 (all random; --lm gives the tokenizer).")
     args = p.parse_args(argv)
     from engine.models import resolve_model
 
@@ -113,6 +116,12 @@ def _build_idefics3(out, lm_dir, args):
     return build_tiny_vlm(out, lm_dir, random_lm=args.random_lm, hidden=args.hidden, image_size=args.image_size)
 
 
+def _build_llava(out, lm_dir, args):
+    from engine.vision.tiny_llava import build_tiny_llava
+
+    return build_tiny_llava(out, lm_dir, random_lm=args.random_lm, hidden=args.hidden, image_size=args.image_size)
+
+
 def _build_gemma3(out, lm_dir, args):
     from engine.vision.tiny_gemma3 import build_tiny_gemma3
 
@@ -120,7 +129,7 @@ def _build_gemma3(out, lm_dir, args):
 
 
 # --family: each family's tiny builder, (out, LM folder, parsed args) -> the model folder
-TINY_BUILDERS = {"idefics3": _build_idefics3, "gemma3": _build_gemma3}
+TINY_BUILDERS = {"idefics3": _build_idefics3, "llava": _build_llava, "gemma3": _build_gemma3}
 
 
 if __name__ == "__main__":

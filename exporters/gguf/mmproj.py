@@ -4,7 +4,9 @@
 
 Written the way llama.cpp's convert_hf_to_gguf.py `--mmproj` writes it for the family
 (architecture "clip", `clip.projector_type`, the `clip.vision.*` hyper-parameters and the
-preprocessor's mean/std/size; tensor names from gguf-py's MMPROJ table), so llama.cpp's
+preprocessor's mean/std/size; tensor names from gguf-py's MMPROJ table). What differs per
+projector type is a ProjectorLayout in PROJECTORS: idefics3 below, LLaVA's `mlp` in
+mmproj_llava.py, Gemma 3's in mmproj_gemma3.py. So llama.cpp's
 multimodal runtime (libmtmd, llama-mtmd-cli, llama-server --mmproj) loads it. Weights are F16
 (or F32); norms, biases and the patch/position embeddings stay F32 as llama.cpp keeps them.
 Written to a temp name and renamed when complete.
@@ -22,8 +24,8 @@ from engine.errors import EdgetuneError
 MMPROJ_TYPES = ("f16", "f32")
 
 
-def _same_name(key: str) -> str | None:
-    return key
+def _gguf_name(key: str, names, config: dict) -> str | None:
+    return names.get_name(key, try_suffixes=(".weight", ".bias"))
 
 
 def _same_values(key: str, t):
@@ -31,32 +33,30 @@ def _same_values(key: str, t):
 
 
 @dataclass(frozen=True)
-class MmprojProjector:
-    """What one `clip.projector_type` adds to the common CLIP keys and tensors, as convert_hf_to_gguf.py does."""
+class ProjectorLayout:
+    """What differs per llama.cpp projector type (`clip.projector_type`), as convert_hf_to_gguf.py writes it.
 
-    write_keys: Callable  # (writer, config.json dict, preprocessor dict) -> None: its own clip.vision.* keys
-    rename: Callable = _same_name  # checkpoint name -> a name gguf-py's MMPROJ table maps (None: not written)
-    adjust: Callable = _same_values  # (checkpoint name, numpy array) -> the values llama.cpp wants
+    write_mmproj writes the keys every CLIP file has; a layout adds the rest and names the tensors."""
+
+    add_keys: Callable  # (writer, config, preprocessor) -> None: the keys only this projector has
+    # (module name, gguf-py's MMPROJ name map, config) -> GGUF name, SKIP to leave it out, None when unknown
+    tensor_name: Callable = _gguf_name
+    adjust: Callable = _same_values  # (module name, numpy array) -> the values llama.cpp wants
+    block_count: Callable = lambda config: int(config["vision_config"]["num_hidden_layers"])  # encoder blocks kept
+    check: Callable = lambda config: None  # EdgetuneError (before any work) for a variant llama.cpp cannot run
+    # (model_dir, image, llama.cpp's embeddings) -> why they differ from transformers', when a known llama.cpp
+    # behaviour explains it (None otherwise); verify_mmproj adds it to the problem it reports
+    explain_mismatch: Callable = lambda model_dir, image, embeddings: None
     image_text: str = "{marker}"  # what the processor writes for an image besides the tokens libmtmd adds around it
 
 
-PROJECTORS: dict[str, MmprojProjector] = {}
+SKIP = ""  # tensor_name's answer for a tensor llama.cpp does not use
+PROJECTORS: dict[str, ProjectorLayout] = {}
 
 
-def register_projector(name: str, projector: MmprojProjector) -> MmprojProjector:
-    PROJECTORS[name] = projector
-    return projector
-
-
-def _idefics3_keys(writer, config: dict, pre: dict) -> None:
-    vision = config["vision_config"]
-    writer.add_vision_attention_layernorm_eps(float(vision.get("layer_norm_eps", 1e-5)))
-    writer.add_vision_projector_scale_factor(int(config.get("scale_factor", 2)))
-    writer.add_vision_use_gelu(True)
-    writer.add_vision_preproc_image_size(int((pre.get("size") or {}).get("longest_edge", vision["image_size"])))
-
-
-register_projector("idefics3", MmprojProjector(_idefics3_keys))
+def register_projector(projector_type: str, layout: ProjectorLayout) -> ProjectorLayout:
+    PROJECTORS[projector_type] = layout
+    return layout
 
 
 def mmproj_file_name(qtype: str = "f16") -> str:
@@ -77,11 +77,34 @@ def check_mmproj_supported(model_dir: Path):
     from engine.vision import read_config
     from engine.vision.families import family_for
 
-    family = family_for(read_config(model_dir))
-    if not family.llama_cpp_projector or family.llama_cpp_projector not in PROJECTORS:
+    config = read_config(model_dir)
+    family = family_for(config)
+    if not family.llama_cpp_projector or family.llama_cpp_projector not in _projectors():
         raise EdgetuneError(f"GGUF export of {family.name} vision-language models is not supported yet: llama.cpp has no "
                             f"mmproj projector edgetune can write for it. Nothing was written.")
+    _projectors()[family.llama_cpp_projector].check(config)
     return family
+
+
+def _projectors() -> dict[str, ProjectorLayout]:
+    from exporters.gguf import mmproj_gemma3, mmproj_llava  # noqa: F401  (register "gemma3" and "mlp")
+
+    return PROJECTORS
+
+
+def projector_layout(model_dir: Path) -> ProjectorLayout:
+    """The ProjectorLayout of the VLM in `model_dir` (check_mmproj_supported's errors otherwise)."""
+    return _projectors()[check_mmproj_supported(model_dir).llama_cpp_projector]
+
+
+def _idefics3_keys(writer, config: dict, pre: dict) -> None:
+    vision = config["vision_config"]
+    writer.add_vision_projector_scale_factor(int(config.get("scale_factor", 2)))
+    writer.add_vision_use_gelu(True)
+    writer.add_vision_preproc_image_size(int((pre.get("size") or {}).get("longest_edge", vision["image_size"])))
+
+
+register_projector("idefics3", ProjectorLayout(add_keys=_idefics3_keys))
 
 
 def write_mmproj(model_dir: Path, out: Path, qtype: str = "f16") -> Path:
@@ -98,7 +121,8 @@ def write_mmproj(model_dir: Path, out: Path, qtype: str = "f16") -> Path:
     config = read_config(model_dir)
     vision, text = config["vision_config"], config["text_config"]
     pre = _preprocessor(model_dir)
-    n_blocks = int(vision["num_hidden_layers"])
+    layout = _projectors()[family.llama_cpp_projector]
+    n_blocks = layout.block_count(config)
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.MMPROJ, n_blocks)
     tmp = out.with_name(f".{out.name}.partial")
     writer = gguf.GGUFWriter(str(tmp), "clip")
@@ -115,24 +139,23 @@ def write_mmproj(model_dir: Path, out: Path, qtype: str = "f16") -> Path:
     writer.add_vision_head_count(int(vision["num_attention_heads"]))
     writer.add_vision_image_mean([float(x) for x in pre.get("image_mean", [0.5, 0.5, 0.5])])
     writer.add_vision_image_std([float(x) for x in pre.get("image_std", [0.5, 0.5, 0.5])])
-    projector = PROJECTORS[family.llama_cpp_projector]
-    projector.write_keys(writer, config, pre)
+    writer.add_vision_attention_layernorm_eps(float(vision.get("layer_norm_eps", 1e-5)))
+    layout.add_keys(writer, config, pre)
     prefixes = family.vision_modules + family.projector_modules
     written = 0
     for shard in sorted(model_dir.glob("*.safetensors")):
         with safe_open(str(shard), framework="pt") as f:
             for saved in f.keys():
-                key = family.module_name(saved)
+                key = family.module_key(saved)
                 if not key.startswith(tuple(p + "." for p in prefixes)):
                     continue
-                mapped = projector.rename(key)
-                if mapped is None:
+                name = layout.tensor_name(key, names, config)
+                if name == SKIP:
                     continue
-                name = names.get_name(mapped, try_suffixes=(".weight", ".bias"))
                 if name is None:
                     raise EdgetuneError(f"mmproj: no llama.cpp name for tensor {key} of {model_dir}; this checkpoint's "
                                         f"vision side differs from the {family.name} layout edgetune knows.")
-                t = projector.adjust(key, f.get_tensor(saved).float().numpy())
+                t = layout.adjust(key, f.get_tensor(saved).float().numpy())
                 keep_f32 = qtype == "f32" or t.ndim == 1 or ".embeddings." in key
                 writer.add_tensor(name, t.astype(np.float32 if keep_f32 else np.float16))
                 written += 1
@@ -145,5 +168,3 @@ def write_mmproj(model_dir: Path, out: Path, qtype: str = "f16") -> Path:
     tmp.rename(out)
     return out
 
-
-from exporters.gguf import mmproj_gemma3  # noqa: E402,F401  (registers Gemma 3's projector)

@@ -12,7 +12,7 @@ the loaded model's (families.py: module_name) to Google's, the ones gguf-py's ta
 
 from __future__ import annotations
 
-from exporters.gguf.mmproj import MmprojProjector, register_projector
+from exporters.gguf.mmproj import SKIP, ProjectorLayout, register_projector
 
 LLAMA_CPP_DEFAULT_POOL = 4
 
@@ -25,7 +25,6 @@ def pool_kernel(config: dict) -> int:
 
 
 def _keys(writer, config: dict, pre: dict) -> None:
-    writer.add_vision_attention_layernorm_eps(float(config["vision_config"].get("layer_norm_eps", 1e-6)))
     writer.add_vision_use_gelu(True)
     kernel = pool_kernel(config)
     if kernel > 0 and kernel != LLAMA_CPP_DEFAULT_POOL:
@@ -42,9 +41,15 @@ def _rename(key: str) -> str | None:
     return key.replace("_weight", ".weight")
 
 
+def _tensor_name(key: str, names, config: dict) -> str | None:
+    renamed = _rename(key)
+    return SKIP if renamed is None else names.get_name(renamed, try_suffixes=(".weight", ".bias"))
+
+
 def _adjust(key: str, t):
     return t + 1.0 if key.endswith("soft_emb_norm.weight") else t
 
 
 # Gemma3Processor writes "\n\n<start_of_image>" + soft tokens + "<end_of_image>\n\n"; libmtmd adds the two markers itself
-register_projector("gemma3", MmprojProjector(_keys, _rename, _adjust, image_text="\n\n{marker}\n\n"))
+register_projector("gemma3", ProjectorLayout(add_keys=_keys, tensor_name=_tensor_name, adjust=_adjust,
+                                             image_text="\n\n{marker}\n\n"))

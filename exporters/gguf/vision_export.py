@@ -62,7 +62,7 @@ def stage_language_model(model_dir: Path, stage: Path) -> Path:
     for shard in sorted(model_dir.glob("*.safetensors")):
         with safe_open(str(shard), framework="pt") as f:
             for saved in f.keys():
-                key = family.module_name(saved)
+                key = family.module_key(saved)
                 if key.startswith(prefix):
                     tensors["model." + key[len(prefix):]] = f.get_tensor(saved).contiguous()
                 elif key == "lm_head.weight":
@@ -210,7 +210,11 @@ def verify_mmproj(model_dir: Path, lm_gguf: Path | None, mmproj: Path):
         report.nmse = float(((ours - ref) ** 2).sum() / max((ref ** 2).sum(), 1e-30))
         report.tokens_matching = int(ref.shape[0])
         if report.nmse > MAX_EMBED_NMSE:
-            report.problems.append(f"image embeddings differ from transformers': NMSE {report.nmse:.2e} > {MAX_EMBED_NMSE:g}")
+            from exporters.gguf.mmproj import projector_layout
+
+            why = projector_layout(model_dir).explain_mismatch(model_dir, image, ours)
+            report.problems.append(f"image embeddings differ from transformers': NMSE {report.nmse:.2e} > {MAX_EMBED_NMSE:g}"
+                                   + (f"; {why}" if why else ""))
     if not report.problems:
         from exporters.gguf.vision_prompt_check import add_image_prompt_check
 

@@ -125,11 +125,9 @@ def image_prompt_check(model_dir: Path, lm_gguf: Path, mmproj: Path, image, imag
 
 def add_image_prompt_check(report, model_dir: Path, lm_gguf: Path, mmproj: Path, image) -> None:
     """Run image_prompt_check for the mmproj's VerifyReport: its NMSE as nmse_max_prompt, top-1 agreement as top1."""
-    from engine.vision import read_config
-    from engine.vision.families import family_for
-    from exporters.gguf.mmproj import PROJECTORS
+    from exporters.gguf.mmproj import projector_layout
 
-    projector = PROJECTORS[family_for(read_config(model_dir)).llama_cpp_projector]
+    projector = projector_layout(model_dir)
     try:
         check = image_prompt_check(model_dir, lm_gguf, mmproj, image, projector.image_text)
     except (RuntimeError, OSError, ValueError) as e:

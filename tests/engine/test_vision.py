@@ -1,5 +1,5 @@
 """Vision-language models: data layouts and their errors, masking, LoRA on the text decoder only,
-merge, chat with images (tiny random Idefics3 and Gemma 3 models built in-process; no downloads).
+merge, chat with images (tiny random Idefics3, Gemma 3 and LLaVA models built in-process; no downloads).
 Tests taking `vlm_family` run once per family (vision_fixtures.TINY_FAMILIES)."""
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def test_unsupported_vlm_family_is_named(tmp_path):
     from engine.errors import ConfigError
     from engine.vision.families import family_for
 
-    with pytest.raises(ConfigError, match="model_type='mystery_vl'.*supported: gemma3 .*; idefics3"):
+    with pytest.raises(ConfigError, match="model_type='mystery_vl'.*supported: gemma3 .*; idefics3 .*; llava \\(llava\\)"):
         family_for({"model_type": "mystery_vl", "vision_config": {}})
 
 
@@ -223,3 +223,96 @@ def test_train_projector_saves_the_connector_with_the_adapter(vlm_family, family
     keys = load_file(str(tmp_path / "r" / "adapter" / "adapter_model.safetensors"))
     vision = vlm_family.vision_layer.split(".")[1]
     assert any(vlm_family.projector in k for k in keys) and not any(vision in k for k in keys)
+
+
+@pytest.mark.parametrize("train_projector", [False, True])
+def test_a_training_step_changes_only_what_trains(vlm_family, family_vlm_dir, shapes_dir, train_projector):
+    """One real optimiser step on an image batch: the LoRA weights move (and the projector, with
+    lora.train_projector); the vision tower, the base LM and the frozen projector stay bit-identical."""
+    import torch
+
+    from engine.config import load_config
+    from engine.train.device import choose_device
+    from engine.train.model_setup import attach_trainable, load_base
+    from engine.vision.collate import VisionCollator
+    from engine.vision.data import load_vision_examples
+    from engine.vision.encode import VisionEncoder
+    from engine.vision.processor import load_processor
+
+    cfg = load_config(None, [f"model={family_vlm_dir}", "method=lora", "lora.dropout=0", f"lora.train_projector={train_projector}"])
+    head = "image-text-to-text"
+    model = attach_trainable(load_base(cfg, family_vlm_dir, choose_device("fp32"), head=head), cfg, False, head)
+    processor = load_processor(family_vlm_dir)
+    rows = VisionEncoder(processor, 64).encode_all(load_vision_examples(str(shapes_dir / "train.jsonl")).examples[:4]).rows
+    batch = VisionCollator(processor)(rows)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model.train()
+    model(**batch).loss.backward()
+    optimizer.step()
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])}
+    tiny = vlm_family
+    assert changed and changed <= trainable
+    assert any("lora_B" in n for n in changed)  # B starts at zero: the step moved it
+    assert not any(tiny.vision_path + "." in n for n in changed)
+    assert all("lora_" in n or (train_projector and tiny.projector_path + "." in n) for n in changed)
+    assert any(tiny.projector_path + "." in n for n in changed) == train_projector
+
+
+def test_tiny_builder_cli_writes_a_llava_folder(bundled_model_dir, tmp_path, capsys):
+    from engine.vision import is_vlm_folder, read_config
+    from engine.vision.tiny_vlm import main
+
+    assert main([str(tmp_path / "llava"), "--family", "llava", "--lm", str(bundled_model_dir), "--random-lm"]) == 0
+    config = read_config(tmp_path / "llava")
+    assert is_vlm_folder(tmp_path / "llava") and config["architectures"] == ["LlavaForConditionalGeneration"]
+    assert config["vision_config"]["model_type"] == "clip_vision_model" and config["vision_feature_layer"] == -2
+    processor = json.loads((tmp_path / "llava" / "processor_config.json").read_text())
+    assert processor["processor_class"] == "LlavaProcessor"
+    assert processor["image_processor"]["image_processor_type"] == "CLIPImageProcessor"
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_qlora_run_trains_the_nf4_decoder(vlm_family, family_vlm_dir, shapes_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    from engine.config import load_config
+    from tests.engine.run_helpers import train
+
+    cfg = load_config(None, [f"model={family_vlm_dir}", f"data={shapes_dir / 'train.jsonl'}", f"output_dir={tmp_path / 'r'}",
+                             "method=qlora", "batch_size=4", "max_len=64", "lr=1e-2", "max_steps=2", "optim.warmup_ratio=0",
+                             "train.backend=hf"])
+    result, events, _ = train(cfg)
+    assert result["status"] == "completed", events[-3:]
+    tensors = load_file(str(tmp_path / "r" / "adapter" / "adapter_model.safetensors"))
+    assert tensors and all(vlm_family.decoder + "." in k and "lora_" in k for k in tensors)
+    assert any(t.abs().max() > 0 for k, t in tensors.items() if "lora_B" in k)
+
+
+def test_merged_folder_keeps_the_vision_side_and_loads_back(vlm_family, family_vlm_run, family_vlm_dir):
+    """Saved under the family's checkpoint names (families.py module_key), the merged folder reloads as the
+    same model: vision tower and projector bit-identical to the base, the decoder's LoRA layers changed."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForImageTextToText
+
+    from engine.train.merge import merge_adapter
+    from engine.vision.families import FAMILIES
+
+    run, _ = family_vlm_run
+    if not (run / "merged" / "config.json").is_file():
+        merge_adapter(run)
+    family, tiny = FAMILIES[vlm_family.name], vlm_family
+
+    def saved(folder):
+        return {family.module_key(k): t for k, t in load_file(str(folder / "model.safetensors")).items()}
+
+    base, merged = saved(family_vlm_dir), saved(run / "merged")
+    assert base.keys() == merged.keys()
+    frozen = [k for k in base if k.startswith((tiny.vision_path + ".", tiny.projector_path + "."))]
+    assert frozen and all(torch.equal(base[k].float(), merged[k].float()) for k in frozen)
+    assert any(not torch.equal(base[k].float(), merged[k].float()) for k in base if "q_proj" in k and tiny.decoder in k)
+    model = AutoModelForImageTextToText.from_pretrained(str(run / "merged"), dtype=torch.float32)
+    loaded = dict(model.named_parameters())
+    assert all(torch.equal(loaded[k], merged[k].float()) for k in frozen)

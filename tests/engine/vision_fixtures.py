@@ -30,11 +30,25 @@ class TinyFamily:
     marks_image_tokens: bool = False  # the processor gives token_type_ids (bidirectional attention inside an image)
     llama_cpp_same_prompt: bool = False  # libmtmd lays out an image prompt token for token as the processor does
 
+    @property
+    def vision_path(self) -> str:  # the vision tower's module path
+        return self.vision_layer.split(".encoder.")[0]
+
+    @property
+    def projector_path(self) -> str:
+        return "model." + self.projector
+
 
 def _idefics3(out, lm_dir):
     from engine.vision.tiny_vlm import build_tiny_vlm
 
     return build_tiny_vlm(out, lm_dir, random_lm=True)
+
+
+def _llava(out, lm_dir):
+    from engine.vision.tiny_llava import build_tiny_llava
+
+    return build_tiny_llava(out, lm_dir, random_lm=True)
 
 
 def _gemma3(out, lm_dir):
@@ -51,6 +65,9 @@ TINY_FAMILIES = {
     "gemma3": TinyFamily("gemma3", _gemma3, "model.language_model", "model.vision_tower.encoder.layers.0.self_attn.q_proj",
                          "multi_modal_projector", "<end_of_turn>\n", "gemma3", marks_image_tokens=True,
                          llama_cpp_same_prompt=True),
+    # 2-layer 64-wide CLIP (CLS dropped, second-to-last layer) + 2-layer MLP projector + a 2-layer 64-wide Llama, ChatML
+    "llava": TinyFamily("llava", _llava, "model.language_model", "model.vision_tower.encoder.layers.0.self_attn.q_proj",
+                        "multi_modal_projector", "<|im_end|>\n", "mlp", image_tokens=16),
 }
 
 
