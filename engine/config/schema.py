@@ -247,7 +247,8 @@ class TrainSettings:
         "Keep the frozen input-embedding table in CPU RAM and send only the looked-up rows to the GPU (as "
         "Unsloth's offload_embedding): frees vocab x hidden x 2 bytes of GPU memory (1.0 GB on Llama-3.1-8B) "
         "for one small copy per step. 'auto' = on for adapter methods on a GPU when the table is frozen and "
-        "not tied to the output head; true = the same, and an error where it cannot apply; nothing changes on a CPU.",
+        "not tied to the output head (single process or dist.strategy=ddp); true = the same, and an error where it "
+        "cannot apply; nothing changes on a CPU.",
     )
     freeze_layers: int = opt(
         2, "Method 'freeze': train only the top N transformer layers (and the norm), freeze the rest."

@@ -156,7 +156,7 @@ def run_spec(cfg, device: str, shape: ModelShape, batch_size: int, gradient_chec
         trains_base=method.trains_base,
         virtual_tokens=method.virtual_tokens(cfg), method_activation_bytes=method.activation_bytes(shape, cfg),
         offload_checkpoints=offloads_on(cfg, device),
-        host_embedding=(host_embedding_wanted(cfg, device) and not shape.tied_embeddings
+        host_embedding=(host_embedding_wanted(cfg, device) and not shape.tied_embeddings and cfg.dist.strategy == "ddp"
                         and not method.virtual_tokens(cfg) and not method.trains_base),
         # the hf backend skips peft's input casts for these methods when the trainer autocasts (engine/train/backends/hf.py)
         adapter_input_casts=not (method.autocast_inputs and compute in ("bf16", "fp16")),

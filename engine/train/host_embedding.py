@@ -31,6 +31,8 @@ def _why_not(model, cfg) -> Optional[str]:
         return "its embedding is tied to the output head, which needs the table on the GPU"
     if any(p.requires_grad for p in emb.parameters()):
         return "the run trains the embedding table"
+    if cfg.dist.strategy != "ddp":
+        return f"dist.strategy={cfg.dist.strategy} places every parameter itself (the table included)"
     configs = getattr(model, "peft_config", {}) or {}
     if any(getattr(c, "is_prompt_learning", False) for c in configs.values()):
         return f"method={cfg.method} reads the table through peft's own handle"

@@ -82,3 +82,5 @@ def test_only_where_it_applies(untied_dir, tiny_model_dir):
         install(tied, cfg_tied, "cuda")
     full_cfg = load_config(None, [f"model={untied_dir}", "method=full"])
     assert install(model, full_cfg, "cuda") == 0  # a method that trains the base keeps its table
+    sharded = load_config(None, [f"model={untied_dir}", "method=lora", "dist.strategy=fsdp"])
+    assert install(model, sharded, "cuda") == 0  # FSDP/DeepSpeed place every parameter themselves
