@@ -137,17 +137,10 @@ class ServedSession:
     # conversation -----------------------------------------------------------------------
     def attach_image(self, path: str) -> None:
         """Send the image at `path` with the next message, as an image_url part (vision-language models only)."""
-        if not self.accepts_images:
-            raise EdgetuneError(f"{self.label} reads text only, so it cannot take an image. Chat with a vision-language "
-                                f"model (a SmolVLM folder or a run trained from one).")
-        from engine.data.formats import RecordError
+        from engine.chat.session import check_attachment
         from engine.serve.image_parts import image_data_uri
-        from engine.vision.data import check_image
 
-        try:
-            check_image(str(path))
-        except RecordError as e:
-            raise EdgetuneError(f"{e}.") from None
+        check_attachment(self.label, self.accepts_images, path)
         self.pending_images.append(image_data_uri(str(path)))
 
     def _user(self, text: str) -> dict:

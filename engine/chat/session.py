@@ -30,18 +30,7 @@ class ChatSession:
 
     def attach_image(self, path: str) -> None:
         """Send the image at `path` with the next message (vision-language models only)."""
-        from engine.errors import EdgetuneError
-
-        if not getattr(self.backend, "accepts_images", False):
-            raise EdgetuneError(f"{self.label} reads text only, so it cannot take an image. Chat with a vision-language "
-                                f"model (a SmolVLM folder or a run trained from one).")
-        from engine.data.formats import RecordError
-        from engine.vision.data import check_image
-
-        try:
-            check_image(str(path))
-        except RecordError as e:
-            raise EdgetuneError(f"{e}.") from None
+        check_attachment(self.label, getattr(self.backend, "accepts_images", False), path)
         self.pending_images.append(str(Path(path).expanduser().resolve()))
 
     @property
@@ -83,3 +72,18 @@ class ChatSession:
     def reset(self) -> None:
         self.history.clear()
         self.pending_images = []
+
+
+def check_attachment(label: str, accepts_images: bool, path: str) -> None:
+    """EdgetuneError unless the chat model `label` reads images and `path` is a readable image of a size it takes."""
+    from engine.data.formats import RecordError
+    from engine.errors import EdgetuneError
+    from engine.vision.data import check_image
+
+    if not accepts_images:
+        raise EdgetuneError(f"{label} reads text only, so it cannot take an image. Chat with a vision-language model "
+                            f"(a SmolVLM, LLaVA or Gemma 3 folder, or a run trained from one).")
+    try:
+        check_image(str(path))
+    except RecordError as e:
+        raise EdgetuneError(f"{e}.") from None

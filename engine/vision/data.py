@@ -55,6 +55,13 @@ def is_vision_record(rec: object) -> bool:
 
 def load_vision_examples(path: str, system_prompt: str | None = None, on_error: str = "abort") -> VisionLoad:
     """Read every image + text record of `path`; bad ones abort with file:line, or are skipped and counted."""
+    return load_image_records(path, to_example, "image + text records", system_prompt, on_error)
+
+
+def load_image_records(path: str, convert, what: str, system_prompt: str | None = None,
+                       on_error: str = "abort") -> VisionLoad:
+    """Every record of `path` through `convert(record, data folder, system_prompt)` (an object with `images`), its
+    images checked; bad ones abort with file:line, or are skipped and counted. `what` names the records in errors."""
     from engine.data.readers import BadRecord, read_records
 
     report = VisionLoad(str(path))
@@ -63,18 +70,18 @@ def load_vision_examples(path: str, system_prompt: str | None = None, on_error: 
         try:
             if isinstance(rec, BadRecord):
                 raise RecordError(rec.message)
-            ex = to_example(rec, base, system_prompt)
-            ex.location = location
-            ex.sizes = [check_image(p) for p in ex.images]
+            item = convert(rec, base, system_prompt)
+            item.location = location
+            item.sizes = [check_image(p) for p in item.images]
         except RecordError as e:
             if on_error == "skip":
                 report.skipped.append((location, str(e)))
                 continue
             raise DataError(f"{location}: {e}. Fix the record, or set data.on_error=skip to drop bad records.") from None
-        report.examples.append(ex)
+        report.examples.append(item)
     if not report.examples:
         why = f" ({len(report.skipped)} bad record(s) skipped, first: {report.skipped[0][0]}: {report.skipped[0][1]})" if report.skipped else ""
-        raise DataError(f"Data file '{path}' holds no usable image + text records{why}.")
+        raise DataError(f"Data file '{path}' holds no usable {what}{why}.")
     return report
 
 

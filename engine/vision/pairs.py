@@ -24,7 +24,7 @@ from pathlib import Path
 
 from engine.data.formats import RecordError
 from engine.errors import DataError
-from engine.vision.data import PLACEHOLDER, VisionLoad, check_image, split_placeholders
+from engine.vision.data import PLACEHOLDER, VisionLoad, split_placeholders
 
 
 @dataclass
@@ -94,27 +94,9 @@ def to_pair(rec: object, base: Path, system_prompt: str | None = None) -> Vision
 
 def load_vision_pairs(path: str, system_prompt: str | None = None, on_error: str = "abort") -> VisionLoad:
     """Every preference pair of `path` with its images checked; bad ones abort with file:line, or are skipped."""
-    from engine.data.readers import BadRecord, read_records
+    from engine.vision.data import load_image_records
 
-    report = VisionLoad(str(path))
-    base = Path(path).expanduser().resolve().parent
-    for location, rec in read_records(path):
-        try:
-            if isinstance(rec, BadRecord):
-                raise RecordError(rec.message)
-            pair = to_pair(rec, base, system_prompt)
-            pair.location = location
-            pair.sizes = [check_image(p) for p in pair.images]
-        except RecordError as e:
-            if on_error == "skip":
-                report.skipped.append((location, str(e)))
-                continue
-            raise DataError(f"{location}: {e}. Fix the record, or set data.on_error=skip to drop bad records.") from None
-        report.examples.append(pair)
-    if not report.examples:
-        why = f" ({len(report.skipped)} bad record(s) skipped, first: {report.skipped[0][0]}: {report.skipped[0][1]})" if report.skipped else ""
-        raise DataError(f"Data file '{path}' holds no usable image + text preference pairs{why}.")
-    return report
+    return load_image_records(path, to_pair, "image + text preference pairs", system_prompt, on_error)
 
 
 def _with_answer(messages: list, answer: str) -> list:

@@ -97,13 +97,6 @@ def build_tiny_gemma3(out: str | Path, lm_dir: str | Path, hidden: int = 64, ima
         proj.normal_(0.0, (hidden // 2) ** -0.5)
     model.generation_config.eos_token_id = [tok.eos_token_id, end_of_turn]  # as Gemma 3 -it: <eos> or <end_of_turn>
     model.generation_config.pad_token_id = tok.pad_token_id
-    import shutil
+    from engine.vision.tiny_save import save_tiny
 
-    tmp = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp), safe_serialization=True)
-    processor.save_pretrained(str(tmp))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return out
+    return save_tiny(model, processor, out)

@@ -15,7 +15,6 @@ CLIP mean/std), the LM's tokenizer with `<image>` added, and tiny_vlm's ChatML i
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from engine.vision.tiny_vlm import CHAT_TEMPLATE
@@ -70,11 +69,6 @@ def build_tiny_llava(out: str | Path, lm_dir: str | Path, random_lm: bool = Fals
         model.lm_head.weight.data.copy_(lm.lm_head.weight.data)
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
-    tmp = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp), safe_serialization=True)
-    processor.save_pretrained(str(tmp))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return out
+    from engine.vision.tiny_save import save_tiny
+
+    return save_tiny(model, processor, out)

@@ -82,16 +82,9 @@ def build_tiny_vlm(out: str | Path, lm_dir: str | Path, random_lm: bool = False,
         model.lm_head.weight.data.copy_(lm.lm_head.weight.data)
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
-    tmp = out.with_name(f".{out.name}.partial")
-    import shutil
+    from engine.vision.tiny_save import save_tiny
 
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp), safe_serialization=True)
-    processor.save_pretrained(str(tmp))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return out
+    return save_tiny(model, processor, out)
 
 
 def main(argv=None) -> int:
