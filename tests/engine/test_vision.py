@@ -1,5 +1,5 @@
 """Vision-language models: data layouts and their errors, masking, LoRA on the text decoder only,
-merge, chat with images (tiny random Idefics3, Gemma 3 and LLaVA models built in-process; no downloads).
+merge, chat with images (tiny random Idefics3, Gemma 3, LLaVA and Qwen2-VL models built in-process; no downloads).
 Tests taking `vlm_family` run once per family (vision_fixtures.TINY_FAMILIES)."""
 
 from __future__ import annotations
@@ -77,7 +77,8 @@ def test_answer_tokens_alone_carry_loss(vlm_family, family_vlm_dir, tmp_path):
     rows = encoder.encode_all(examples).rows
     assert rows[0]["image_tokens"] == vlm_family.image_tokens  # (32/8)^2 patches, pixel shuffle / avg pool 2x2
     batch = VisionCollator(processor)(rows)
-    assert batch["pixel_values"].shape[0] == 2  # one image per record
+    # one image per record (Qwen2-VL's pixels are its images' patches, one row each: its image_grid_thw has a row per image)
+    assert batch.get("image_grid_thw", batch["pixel_values"]).shape[0] == 2
     tok, eot = processor.tokenizer, vlm_family.end_of_turn
     for i, answers in enumerate([f"red{eot}", f"red{eot}square{eot}"]):
         kept = batch["labels"][i][batch["labels"][i] != IGNORE]
@@ -86,6 +87,10 @@ def test_answer_tokens_alone_carry_loss(vlm_family, family_vlm_dir, tmp_path):
     if vlm_family.marks_image_tokens:  # the model attends both ways inside an image, in training too
         image = batch["input_ids"] == encoder.image_token_id
         assert (batch["token_type_ids"] == image.long()).all() and image.sum(1).tolist() == [4, 4]
+    if "image_grid_thw" in batch:  # Qwen2-VL: the model computes its M-RoPE positions from the grid and the token types
+        image = batch["input_ids"] == encoder.image_token_id
+        assert batch["image_grid_thw"].tolist() == [[1, 4, 4], [1, 4, 4]]  # 32x32 px in 8 px patches; 2x2 merge: 4 tokens
+        assert (batch["mm_token_type_ids"] == image.long()).all() and image.sum(1).tolist() == [4, 4]
     too_short = VisionEncoder(processor, max_len=10).encode_all(examples)
     assert too_short.dropped == 2 and not too_short.rows
 
@@ -221,8 +226,7 @@ def test_train_projector_saves_the_connector_with_the_adapter(vlm_family, family
     result, _, _ = train(cfg)
     assert result["status"] == "completed"
     keys = load_file(str(tmp_path / "r" / "adapter" / "adapter_model.safetensors"))
-    vision = vlm_family.vision_layer.split(".")[1]
-    assert any(vlm_family.projector in k for k in keys) and not any(vision in k for k in keys)
+    assert any(vlm_family.projector in k for k in keys) and not any(vlm_family.in_vision_tower(k) for k in keys)
 
 
 @pytest.mark.parametrize("train_projector", [False, True])
@@ -255,7 +259,7 @@ def test_a_training_step_changes_only_what_trains(vlm_family, family_vlm_dir, sh
     tiny = vlm_family
     assert changed and changed <= trainable
     assert any("lora_B" in n for n in changed)  # B starts at zero: the step moved it
-    assert not any(tiny.vision_path + "." in n for n in changed)
+    assert not any(tiny.in_vision_tower(n) for n in changed)
     assert all("lora_" in n or (train_projector and tiny.projector_path + "." in n) for n in changed)
     assert any(tiny.projector_path + "." in n for n in changed) == train_projector
 
