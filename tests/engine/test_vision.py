@@ -130,6 +130,39 @@ def test_merge_equals_adapter_and_chat_takes_images(vlm_family, family_vlm_run, 
     assert answers[0] == answers[1]
 
 
+def test_chat_decoding_with_the_cache_equals_a_full_forward(vlm_family, family_vlm_dir, shapes_dir, monkeypatch):
+    """The chat loop's cached steps (pixels on the first only; Qwen2-VL's M-RoPE positions carried by the model) give
+    the logits of one forward pass over the prompt and the tokens chosen so far."""
+    from types import SimpleNamespace
+
+    import torch
+
+    import engine.chat.decoding as decoding
+    from engine.vision.chat_backend import VisionChatBackend
+
+    backend = VisionChatBackend(str(family_vlm_dir))
+    messages = [{"role": "user", "content": "What colour is the shape?", "images": [str(shapes_dir / "images" / "held_out-0.png")]}]
+    ids, inputs = backend.prompt_inputs(messages)
+    forced, seen_logits = [100, 200, 300, 400], []
+
+    def pick(logits, seen, params, gen):
+        seen_logits.append(logits.clone())
+        return forced[len(seen_logits) - 1]
+
+    monkeypatch.setattr(decoding, "sample_next", pick)
+    backend.stop_ids = set()
+    list(backend.stream(ids, SimpleNamespace(seed=0, max_tokens=len(forced)), inputs))
+    full = torch.tensor([ids + forced[:-1]])
+    # per-token inputs (Gemma 3's token_type_ids, Qwen2-VL's mm_token_type_ids) go on as text (0) over the new tokens
+    extra = {k: torch.cat([v, v.new_zeros(1, len(forced) - 1)], 1) if v.dim() == 2 and v.shape == (1, len(ids)) else v
+             for k, v in inputs.items()}
+    with torch.no_grad():
+        logits = backend.model(input_ids=full, attention_mask=torch.ones_like(full), **extra).logits[0]
+    assert len(seen_logits) == len(forced)
+    for k, step in enumerate(seen_logits):
+        assert torch.allclose(step, logits[len(ids) - 1 + k].float(), atol=1e-4), k
+
+
 def test_text_models_refuse_images(tiny_model_dir, shapes_dir, tmp_path):
     from engine.chat import ChatSession
     from engine.config import load_config
