@@ -68,6 +68,12 @@ def _qwen2_vl(out, lm_dir):
     return build_tiny_qwen2_vl(out, lm_dir)
 
 
+def _qwen2_5_vl(out, lm_dir):
+    from engine.vision.tiny_qwen2_vl import build_tiny_qwen2_vl
+
+    return build_tiny_qwen2_vl(out, lm_dir, version="qwen2_5_vl")
+
+
 TINY_FAMILIES = {
     # 2-layer 64-wide SigLIP-style tower + pixel-shuffle connector + a 2-layer 64-wide Llama, SmolLM2's tokenizer
     "idefics3": TinyFamily("idefics3", _idefics3, "model.text_model", "model.vision_model.encoder.layers.0.self_attn.q_proj",
@@ -83,6 +89,9 @@ TINY_FAMILIES = {
     # no GGUF export yet (no qwen2vl LM architecture or mmproj writer in our converter): refused before any work
     "qwen2_vl": TinyFamily("qwen2_vl", _qwen2_vl, "model.language_model", "model.visual.blocks.0.attn.qkv",
                            "visual.merger", "<|im_end|>\n", "", gguf=False),
+    # the same with Qwen2.5-VL's tower (RMSNorm, gated MLP, window attention in block 0, full attention in block 1)
+    "qwen2_5_vl": TinyFamily("qwen2_5_vl", _qwen2_5_vl, "model.language_model", "model.visual.blocks.0.attn.qkv",
+                             "visual.merger", "<|im_end|>\n", "", gguf=False),
 }
 
 

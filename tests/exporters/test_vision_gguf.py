@@ -11,6 +11,7 @@ import pytest
 
 from engine.errors import EdgetuneError
 from tests.engine.vision_fixtures import *  # noqa: F401,F403  (session fixtures)
+from tests.engine.vision_fixtures import TINY_FAMILIES
 
 
 def _merged(run):
@@ -131,16 +132,16 @@ def test_llava_variants_llama_cpp_cannot_run_are_refused_before_work(tmp_path, c
         check_mmproj_supported(tmp_path)
 
 
-def test_qwen2_vl_gguf_export_is_refused_before_any_work(tmp_path, capsys):
-    """engine export gguf on a Qwen2-VL run refuses before merging it (nothing written, in the run or the output),
+@pytest.mark.parametrize("name", sorted(n for n, f in TINY_FAMILIES.items() if not f.gguf))
+def test_qwen2_vl_gguf_export_is_refused_before_any_work(name, tmp_path, capsys):
+    """engine export gguf on a Qwen2-VL (Qwen2.5-VL) run refuses before merging it (nothing written, in the run or the output),
     naming what edgetune's converter lacks and what works instead; the merged folder is refused the same way."""
     import shutil
 
     from engine.cli.main import main
-    from tests.engine.vision_fixtures import TINY_FAMILIES
     from exporters.gguf.vision_export import export_vlm
 
-    qwen = TINY_FAMILIES["qwen2_vl"]
+    qwen = TINY_FAMILIES[name]
     assert not qwen.gguf
     from engine.models import resolve_model
 
@@ -154,11 +155,11 @@ def test_qwen2_vl_gguf_export_is_refused_before_any_work(tmp_path, capsys):
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     assert main(["export", "gguf", str(run), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert "GGUF export of qwen2_vl vision-language models" in err and "not supported yet" in err
+    assert f"GGUF export of {name} vision-language models" in err and "not supported yet" in err
     assert "no qwen2vl language-model architecture" in err and "M-RoPE" in err and "mmproj writer" in err
     assert "Nothing was written" in err and "engine chat and engine serve" in err
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # no merged/, no out/
     shutil.copytree(model, tmp_path / "merged")
-    with pytest.raises(EdgetuneError, match="GGUF export of qwen2_vl .*not supported yet: .*qwen2vl.*Nothing was written"):
+    with pytest.raises(EdgetuneError, match=f"GGUF export of {name} .*not supported yet: .*qwen2vl.*Nothing was written"):
         export_vlm(tmp_path / "merged", tmp_path / "out2", ["f16"])
     assert not (tmp_path / "out2").exists()
