@@ -43,9 +43,10 @@ def _qwen2_vl_tower(hidden: int, patch_size: int, merge: int, layers: int) -> di
 
 
 def _qwen2_5_vl_tower(hidden: int, patch_size: int, merge: int, layers: int) -> dict:
-    # one window of 2x2 merged patches (window_size is in pixels); the last block attends over the whole image
+    # windows of one merged patch (window_size is in pixels: a 32 px image is 4 windows, so the windowed blocks
+    # differ from full attention); the last block attends over the whole image
     return dict(depth=layers, hidden_size=hidden // 2, intermediate_size=hidden, out_hidden_size=hidden, num_heads=4,
-                patch_size=patch_size, spatial_merge_size=merge, temporal_patch_size=2, window_size=2 * merge * patch_size,
+                patch_size=patch_size, spatial_merge_size=merge, temporal_patch_size=2, window_size=merge * patch_size,
                 fullatt_block_indexes=[layers - 1])
 
 

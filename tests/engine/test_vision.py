@@ -194,7 +194,8 @@ def test_unsupported_vlm_family_is_named(tmp_path):
     from engine.errors import ConfigError
     from engine.vision.families import family_for
 
-    with pytest.raises(ConfigError, match="model_type='mystery_vl'.*supported: gemma3 .*; idefics3 .*; llava \\(llava\\)"):
+    with pytest.raises(ConfigError, match="model_type='mystery_vl'.*supported: gemma3 .*; idefics3 .*; llava \\(llava\\); "
+                                          "qwen2_5_vl \\(qwen2_5_vl\\); qwen2_vl \\(qwen2_vl\\)"):
         family_for({"model_type": "mystery_vl", "vision_config": {}})
 
 
@@ -308,6 +309,29 @@ def test_tiny_builder_cli_writes_a_llava_folder(bundled_model_dir, tmp_path, cap
     processor = json.loads((tmp_path / "llava" / "processor_config.json").read_text())
     assert processor["processor_class"] == "LlavaProcessor"
     assert processor["image_processor"]["image_processor_type"] == "CLIPImageProcessor"
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_tiny_builder_cli_writes_a_qwen2_vl_folder(bundled_model_dir, tmp_path):
+    from engine.vision import is_vlm_folder, read_config
+    from engine.vision.families import FAMILIES
+    from engine.vision.processor import load_processor
+    from engine.vision.tiny_vlm import main
+
+    assert main([str(tmp_path / "qwen"), "--family", "qwen2_vl", "--lm", str(bundled_model_dir)]) == 0
+    config = read_config(tmp_path / "qwen")
+    assert is_vlm_folder(tmp_path / "qwen") and config["architectures"] == ["Qwen2VLForConditionalGeneration"]
+    assert sum(config["text_config"]["rope_parameters"]["mrope_section"]) == 64 // 4 // 2  # half a head's dims
+    processor = json.loads((tmp_path / "qwen" / "processor_config.json").read_text())
+    assert processor["processor_class"] == "Qwen2VLProcessor"  # saved under its own name, though built images-only
+    assert processor["image_processor"]["image_processor_type"] == "Qwen2VLImageProcessor"
+    loaded = load_processor(tmp_path / "qwen")  # no torchvision, no video processor: the PIL image processor
+    assert type(loaded.image_processor).__name__ == "Qwen2VLImageProcessorPil" and loaded.image_token == "<|image_pad|>"
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "qwen" / "model.safetensors"), "pt") as f:  # Qwen's file names, mapped back
+        keys = {FAMILIES["qwen2_vl"].module_key(k) for k in f.keys()}
+    assert "model.visual.merger.mlp.0.weight" in keys and "model.language_model.layers.0.self_attn.q_proj.weight" in keys
     assert not list(tmp_path.glob(".*partial"))
 
 
