@@ -26,8 +26,10 @@ def load_processor(folder: str | Path, chat_template: str | None = None):
         processor = AutoProcessor.from_pretrained(str(folder))
     except (ValueError, ImportError, OSError) as e:
         # torchvision missing; or an images-only folder (edgetune's tiny Qwen2-VL) without the video processor's file
-        if "torchvision" not in str(e) and "video processor" not in str(e):
-            raise ModelSourceError(f"Cannot load the image processor of {folder}: {str(e).splitlines()[0]}") from None
+        # ("Qwen2VLVideoProcessor requires the Torchvision library": any case)
+        if "torchvision" not in str(e).lower() and "video processor" not in str(e):
+            first = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
+            raise ModelSourceError(f"Cannot load the image processor of {folder}: {first}") from None
         processor = _assemble_with_pil(folder)
     if chat_template:
         from engine.data.chat_templates import resolve_chat_template

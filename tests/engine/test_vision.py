@@ -335,6 +335,29 @@ def test_tiny_builder_cli_writes_a_qwen2_vl_folder(bundled_model_dir, tmp_path):
     assert not list(tmp_path.glob(".*partial"))
 
 
+
+def test_a_hub_style_qwen2_vl_processor_loads_without_torchvision(bundled_model_dir, tmp_path):
+    """Qwen's own folders: preprocessor_config.json (min/max_pixels) + video_preprocessor_config.json, whose video
+    processor transformers refuses without torchvision ("requires the Torchvision library"): built images-only."""
+    from engine.vision.merge import sample_image
+    from engine.vision.processor import load_processor
+    from engine.vision.tiny_qwen2_vl import build_tiny_qwen2_vl
+
+    folder = build_tiny_qwen2_vl(tmp_path / "qwen", bundled_model_dir)
+    image = json.loads((folder / "processor_config.json").read_text())["image_processor"]
+    (folder / "processor_config.json").unlink()
+    image.pop("size")
+    (folder / "preprocessor_config.json").write_text(json.dumps({**image, "min_pixels": 32 * 32, "max_pixels": 32 * 32,
+                                                                "processor_class": "Qwen2VLProcessor"}))
+    (folder / "video_preprocessor_config.json").write_text(json.dumps({
+        "video_processor_type": "Qwen2VLVideoProcessor", "processor_class": "Qwen2VLProcessor", "patch_size": 8}))
+    processor = load_processor(folder)
+    assert type(processor).__name__ == "Qwen2VLProcessor" and not hasattr(processor, "video_processor")
+    enc = processor(text=["<|vision_start|><|image_pad|><|vision_end|>What?"], images=[[sample_image()]], return_tensors="pt")
+    assert enc["image_grid_thw"].tolist() == [[1, 4, 4]]  # 64 px resized to max_pixels = 32x32: 4 image tokens
+    assert (enc["input_ids"] == processor.image_token_id).sum() == 4
+
+
 def test_qlora_run_trains_the_nf4_decoder(vlm_family, family_vlm_dir, shapes_dir, tmp_path):
     from safetensors.torch import load_file
 
