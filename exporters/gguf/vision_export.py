@@ -56,10 +56,14 @@ def refuse_run_before_merge(source) -> None:
     from exporters.gguf.mmproj import check_mmproj_supported
 
     run = Path(source)
-    if not is_run_dir(run) or not (run / "config.yaml").is_file():
+    # a VLM run saves its processor with the adapter; a text run (or one without an adapter) is left to the usual path
+    if not is_run_dir(run) or not (run / "adapter" / "processor_config.json").is_file():
         return
-    cfg = load_config(run / "config.yaml")
-    base = resolve_model(cfg.model.name_or_path, cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code).path
+    try:
+        cfg = load_config(run / "config.yaml")
+        base = resolve_model(cfg.model.name_or_path, cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code).path
+    except EdgetuneError:  # an unreadable config or a base not at hand: model_dir_for reports it as before
+        return
     if is_vlm_folder(base):
         check_mmproj_supported(base)
 

@@ -152,6 +152,7 @@ def test_qwen2_vl_gguf_export_is_refused_before_any_work(name, tmp_path, capsys)
     (run / "adapter" / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(model),
                                                                     "peft_type": "LORA"}))
     (run / "status.json").write_text(json.dumps({"status": "completed"}))
+    shutil.copy2(model / "processor_config.json", run / "adapter")  # a VLM run keeps its processor with the adapter
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     assert main(["export", "gguf", str(run), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
