@@ -113,7 +113,9 @@ class VisionChatBackend:
         self.last_count = 0
         with torch.no_grad():
             for _ in range(params.max_tokens):
-                mask = torch.ones(1, len(seen), dtype=torch.long, device=self.device)
+                # one unpadded prompt: the mask is all ones, given on the first step only. Qwen2-VL derives a decode
+                # step's M-RoPE positions from a mask when it gets one, as if the mask were the new tokens alone
+                mask = torch.ones(1, len(seen), dtype=torch.long, device=self.device) if past is None else None
                 out = self.model(input_ids=inp, attention_mask=mask, past_key_values=past, use_cache=True, **extra)
                 extra = {}  # the pixels are in the cache now
                 past = out.past_key_values

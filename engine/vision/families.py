@@ -24,6 +24,8 @@ class VisionFamily:
     # (regex, replacement) from the tensor names in its safetensors files to the module paths above, when they
     # differ: transformers 5 loads and saves some families under their older checkpoint names
     checkpoint_names: tuple = ()
+    # why edgetune cannot write its GGUF files yet ("" when it can): the export refuses before any work, saying so
+    gguf_unsupported: str = ""
 
     def module_key(self, saved: str) -> str:
         """A tensor's name in a saved checkpoint -> its name in the loaded model ('model.language_model...')."""
@@ -79,4 +81,4 @@ def family_of_model(model) -> VisionFamily | None:
     return FAMILIES.get(str(config.get("model_type", "")))
 
 
-from engine.vision import family_gemma3  # noqa: E402,F401  (registers Gemma 3)
+from engine.vision import family_gemma3, family_qwen2_vl  # noqa: E402,F401  (register Gemma 3, Qwen2-VL)

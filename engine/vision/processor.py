@@ -4,6 +4,8 @@ transformers 5 resolves an image processor to a torchvision class first and, wit
 torchvision installed, refuses even its pure-PIL twin. The engine does not need torchvision
 (the PIL classes do the same resizing and normalising), so when AutoProcessor refuses for that
 reason the processor is assembled from the folder's own JSON with the PIL image processor.
+A processor that also takes videos (Qwen2-VL's) has no PIL video processor to assemble: it is
+built images-only (`images_only`), which is all edgetune trains and chats with.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ def load_processor(folder: str | Path, chat_template: str | None = None):
     folder = Path(folder)
     try:
         processor = AutoProcessor.from_pretrained(str(folder))
-    except (ValueError, ImportError) as e:
-        if "torchvision" not in str(e):
-            raise ModelSourceError(f"Cannot load the image processor of {folder}: {str(e).splitlines()[0]}") from None
+    except (ValueError, ImportError, OSError) as e:
+        # torchvision missing; or an images-only folder (edgetune's tiny Qwen2-VL) without the video processor's file
+        # ("Qwen2VLVideoProcessor requires the Torchvision library": any case)
+        if "torchvision" not in str(e).lower() and "video processor" not in str(e):
+            first = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
+            raise ModelSourceError(f"Cannot load the image processor of {folder}: {first}") from None
         processor = _assemble_with_pil(folder)
     if chat_template:
         from engine.data.chat_templates import resolve_chat_template
@@ -62,13 +67,33 @@ def _assemble_with_pil(folder: Path):
                                f"pip install torchvision") from None
     image_processor = image_cls(**image_cfg)
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    for attribute in ("video_processor", "feature_extractor", "audio_tokenizer"):
+        proc_cfg.pop(attribute, None)
     template = (folder / "chat_template.jinja")
     kwargs = {k: v for k, v in proc_cfg.items() if not k.startswith("_")}
     if template.is_file():
         kwargs["chat_template"] = template.read_text(encoding="utf-8")
     elif "chat_template" in _read(folder, "chat_template.json"):
         kwargs["chat_template"] = _read(folder, "chat_template.json")["chat_template"]
-    return getattr(transformers, processor_name)(image_processor=image_processor, tokenizer=tokenizer, **kwargs)
+    return images_only(getattr(transformers, processor_name))(image_processor=image_processor, tokenizer=tokenizer, **kwargs)
+
+
+def images_only(processor_cls):
+    """`processor_cls`, or (when it also wants a video processor) a subclass of the same name without one.
+
+    Video processors need torchvision in transformers 5; edgetune trains and chats with images only.
+    The subclass keeps the name, so save_pretrained writes the original processor_class."""
+    if "video_processor" not in processor_cls.get_attributes():
+        return processor_cls
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        # the base __init__ passes (image, tokenizer, video) on positionally: ProcessorMixin keeps the attributes
+        # this class names (image_processor, tokenizer), so the missing video processor is dropped
+        processor_cls.__init__(self, image_processor=image_processor, tokenizer=tokenizer, video_processor=None,
+                               chat_template=chat_template, **kwargs)
+
+    return type(processor_cls.__name__, (processor_cls,), {"__init__": __init__, "__module__": __name__,
+                                                           "__doc__": f"{processor_cls.__name__} for images only."})
 
 
 def _family_of(image_processor_name: str) -> str:

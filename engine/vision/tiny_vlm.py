@@ -1,11 +1,14 @@
 """Build a small Idefics3 (SmolVLM-family) model from a text LM: for tests and the learnable demo
 (or, with --family llava, a LLaVA-1.5-style one: engine/vision/tiny_llava.py; with --family gemma3,
-a tiny random Gemma 3: engine/vision/tiny_gemma3.py).
+a tiny random Gemma 3: engine/vision/tiny_gemma3.py; with --family qwen2_vl or qwen2_5_vl, a tiny random
+Qwen2-VL or Qwen2.5-VL: engine/vision/tiny_qwen2_vl.py).
 
     python -m engine.vision.tiny_vlm runs/tiny-vlm --lm smollm2-135m-instruct      # SmolLM2 reads the images
     python -m engine.vision.tiny_vlm /tmp/vlm --lm smollm2-135m-instruct --random-lm --hidden 64
     python -m engine.vision.tiny_vlm /tmp/tiny-gemma3 --family gemma3                 # Gemma 3, all random (tiny_gemma3.py)
     python -m engine.vision.tiny_vlm runs/tiny-llava --family llava --lm smollm2-135m-instruct   # LLaVA (tiny_llava.py)
+    python -m engine.vision.tiny_vlm /tmp/tiny-qwen2-vl --family qwen2_vl             # Qwen2-VL, all random (tiny_qwen2_vl.py)
+    python -m engine.vision.tiny_vlm /tmp/tiny-qwen2.5-vl --family qwen2_5_vl         # Qwen2.5-VL, likewise
 
 No VLM weights can be downloaded on an offline machine, so this assembles one from what is at
 hand: a small SigLIP-style vision tower (random), the Idefics3 pixel-shuffle connector (random)
@@ -92,12 +95,12 @@ def main(argv=None) -> int:
     p.add_argument("out", help="Folder to write the model to.")
     p.add_argument("--lm", default="smollm2-135m-instruct", help="Text model (bundled name, folder or hub id).")
     p.add_argument("--random-lm", action="store_true", help="A tiny random Llama instead of the LM's weights.")
-    p.add_argument("--hidden", type=int, default=64, help="Vision tower width (and the random LM's; gemma3: the LM's, "
-                                                          "its tower is half as wide).")
+    p.add_argument("--hidden", type=int, default=64, help="Vision tower width (and the random LM's; gemma3, qwen2_vl, "
+                                                          "qwen2_5_vl: the LM's, its tower is half as wide).")
     p.add_argument("--image-size", type=int, default=32, help="Pixels per side the vision tower sees.")
     p.add_argument("--family", choices=sorted(TINY_BUILDERS), default="idefics3",
-                   help="VLM family: idefics3 (SmolVLM-style, from --lm), llava (CLIP tower + MLP projector, from --lm) "
-                        "or gemma3 (all random; --lm gives the tokenizer).")
+                   help="VLM family: idefics3 (SmolVLM-style, from --lm), llava (CLIP tower + MLP projector, from --lm), "
+                        "gemma3, qwen2_vl or qwen2_5_vl (all random; --lm gives the tokenizer).")
     args = p.parse_args(argv)
     from engine.models import resolve_model
 
@@ -121,8 +124,21 @@ def _build_gemma3(out, lm_dir, args):
     return build_tiny_gemma3(out, lm_dir, hidden=args.hidden, image_size=args.image_size)
 
 
+def _build_qwen2_vl(out, lm_dir, args):
+    from engine.vision.tiny_qwen2_vl import build_tiny_qwen2_vl
+
+    return build_tiny_qwen2_vl(out, lm_dir, hidden=args.hidden, image_size=args.image_size)
+
+
+def _build_qwen2_5_vl(out, lm_dir, args):
+    from engine.vision.tiny_qwen2_vl import build_tiny_qwen2_vl
+
+    return build_tiny_qwen2_vl(out, lm_dir, hidden=args.hidden, image_size=args.image_size, version="qwen2_5_vl")
+
+
 # --family: each family's tiny builder, (out, LM folder, parsed args) -> the model folder
-TINY_BUILDERS = {"idefics3": _build_idefics3, "llava": _build_llava, "gemma3": _build_gemma3}
+TINY_BUILDERS = {"idefics3": _build_idefics3, "llava": _build_llava, "gemma3": _build_gemma3, "qwen2_vl": _build_qwen2_vl,
+                 "qwen2_5_vl": _build_qwen2_5_vl}
 
 
 if __name__ == "__main__":

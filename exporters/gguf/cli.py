@@ -91,6 +91,9 @@ def run(args) -> int:
             from exporters.gguf.adapter_export import require_adapter_run
 
             require_adapter_run(Path(args.source))
+        from exporters.gguf.vision_export import refuse_run_before_merge
+
+        refuse_run_before_merge(args.source)  # a VLM family without GGUF support: refused before the merge
         progress.message(f"resolving {args.source} ...")
         model_dir = model_dir_for(args.source)
         out_dir = Path(args.out) if args.out else exports_dir_for(args.source)

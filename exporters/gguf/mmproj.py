@@ -79,6 +79,10 @@ def check_mmproj_supported(model_dir: Path):
 
     config = read_config(model_dir)
     family = family_for(config)
+    if family.gguf_unsupported:
+        raise EdgetuneError(f"GGUF export of {family.name} vision-language models ({model_dir}) is not supported yet: "
+                            f"{family.gguf_unsupported}. Nothing was written. The merged HF folder (engine merge RUN) "
+                            f"works with engine chat and engine serve.")
     if not family.llama_cpp_projector or family.llama_cpp_projector not in _projectors():
         raise EdgetuneError(f"GGUF export of {family.name} vision-language models is not supported yet: llama.cpp has no "
                             f"mmproj projector edgetune can write for it. Nothing was written.")

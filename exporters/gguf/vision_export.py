@@ -46,6 +46,28 @@ def check_vlm_exportable(model_dir: Path) -> str:
     return arch
 
 
+def refuse_run_before_merge(source) -> None:
+    """For a run folder (which model_dir_for merges on demand): check_mmproj_supported's refusal of its base VLM
+    before that merge, so a family edgetune cannot export writes nothing. Other sources: nothing to do here."""
+    from engine.config import load_config
+    from engine.models import resolve_model
+    from engine.runs import is_run_dir
+    from engine.vision import is_vlm_folder
+    from exporters.gguf.mmproj import check_mmproj_supported
+
+    run = Path(source)
+    # a VLM run saves its processor with the adapter; a text run (or one without an adapter) is left to the usual path
+    if not is_run_dir(run) or not (run / "adapter" / "processor_config.json").is_file():
+        return
+    try:
+        cfg = load_config(run / "config.yaml")
+        base = resolve_model(cfg.model.name_or_path, cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code).path
+    except EdgetuneError:  # an unreadable config or a base not at hand: model_dir_for reports it as before
+        return
+    if is_vlm_folder(base):
+        check_mmproj_supported(base)
+
+
 def stage_language_model(model_dir: Path, stage: Path) -> Path:
     """Write the VLM's decoder as a causal-LM folder in `stage`; returns it."""
     from safetensors import safe_open

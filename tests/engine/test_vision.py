@@ -1,5 +1,5 @@
 """Vision-language models: data layouts and their errors, masking, LoRA on the text decoder only,
-merge, chat with images (tiny random Idefics3, Gemma 3 and LLaVA models built in-process; no downloads).
+merge, chat with images (tiny random Idefics3, Gemma 3, LLaVA and Qwen2-VL models built in-process; no downloads).
 Tests taking `vlm_family` run once per family (vision_fixtures.TINY_FAMILIES)."""
 
 from __future__ import annotations
@@ -77,7 +77,8 @@ def test_answer_tokens_alone_carry_loss(vlm_family, family_vlm_dir, tmp_path):
     rows = encoder.encode_all(examples).rows
     assert rows[0]["image_tokens"] == vlm_family.image_tokens  # (32/8)^2 patches, pixel shuffle / avg pool 2x2
     batch = VisionCollator(processor)(rows)
-    assert batch["pixel_values"].shape[0] == 2  # one image per record
+    # one image per record (Qwen2-VL's pixels are its images' patches, one row each: its image_grid_thw has a row per image)
+    assert batch.get("image_grid_thw", batch["pixel_values"]).shape[0] == 2
     tok, eot = processor.tokenizer, vlm_family.end_of_turn
     for i, answers in enumerate([f"red{eot}", f"red{eot}square{eot}"]):
         kept = batch["labels"][i][batch["labels"][i] != IGNORE]
@@ -86,6 +87,10 @@ def test_answer_tokens_alone_carry_loss(vlm_family, family_vlm_dir, tmp_path):
     if vlm_family.marks_image_tokens:  # the model attends both ways inside an image, in training too
         image = batch["input_ids"] == encoder.image_token_id
         assert (batch["token_type_ids"] == image.long()).all() and image.sum(1).tolist() == [4, 4]
+    if "image_grid_thw" in batch:  # Qwen2-VL: the model computes its M-RoPE positions from the grid and the token types
+        image = batch["input_ids"] == encoder.image_token_id
+        assert batch["image_grid_thw"].tolist() == [[1, 4, 4], [1, 4, 4]]  # 32x32 px in 8 px patches; 2x2 merge: 4 tokens
+        assert (batch["mm_token_type_ids"] == image.long()).all() and image.sum(1).tolist() == [4, 4]
     too_short = VisionEncoder(processor, max_len=10).encode_all(examples)
     assert too_short.dropped == 2 and not too_short.rows
 
@@ -125,6 +130,39 @@ def test_merge_equals_adapter_and_chat_takes_images(vlm_family, family_vlm_run, 
     assert answers[0] == answers[1]
 
 
+def test_chat_decoding_with_the_cache_equals_a_full_forward(vlm_family, family_vlm_dir, shapes_dir, monkeypatch):
+    """The chat loop's cached steps (pixels on the first only; Qwen2-VL's M-RoPE positions carried by the model) give
+    the logits of one forward pass over the prompt and the tokens chosen so far."""
+    from types import SimpleNamespace
+
+    import torch
+
+    import engine.chat.decoding as decoding
+    from engine.vision.chat_backend import VisionChatBackend
+
+    backend = VisionChatBackend(str(family_vlm_dir))
+    messages = [{"role": "user", "content": "What colour is the shape?", "images": [str(shapes_dir / "images" / "held_out-0.png")]}]
+    ids, inputs = backend.prompt_inputs(messages)
+    forced, seen_logits = [100, 200, 300, 400], []
+
+    def pick(logits, seen, params, gen):
+        seen_logits.append(logits.clone())
+        return forced[len(seen_logits) - 1]
+
+    monkeypatch.setattr(decoding, "sample_next", pick)
+    backend.stop_ids = set()
+    list(backend.stream(ids, SimpleNamespace(seed=0, max_tokens=len(forced)), inputs))
+    full = torch.tensor([ids + forced[:-1]])
+    # per-token inputs (Gemma 3's token_type_ids, Qwen2-VL's mm_token_type_ids) go on as text (0) over the new tokens
+    extra = {k: torch.cat([v, v.new_zeros(1, len(forced) - 1)], 1) if v.dim() == 2 and v.shape == (1, len(ids)) else v
+             for k, v in inputs.items()}
+    with torch.no_grad():
+        logits = backend.model(input_ids=full, attention_mask=torch.ones_like(full), **extra).logits[0]
+    assert len(seen_logits) == len(forced)
+    for k, step in enumerate(seen_logits):
+        assert torch.allclose(step, logits[len(ids) - 1 + k].float(), atol=1e-4), k
+
+
 def test_text_models_refuse_images(tiny_model_dir, shapes_dir, tmp_path):
     from engine.chat import ChatSession
     from engine.config import load_config
@@ -156,7 +194,8 @@ def test_unsupported_vlm_family_is_named(tmp_path):
     from engine.errors import ConfigError
     from engine.vision.families import family_for
 
-    with pytest.raises(ConfigError, match="model_type='mystery_vl'.*supported: gemma3 .*; idefics3 .*; llava \\(llava\\)"):
+    with pytest.raises(ConfigError, match="model_type='mystery_vl'.*supported: gemma3 .*; idefics3 .*; llava \\(llava\\); "
+                                          "qwen2_5_vl \\(qwen2_5_vl\\); qwen2_vl \\(qwen2_vl\\)"):
         family_for({"model_type": "mystery_vl", "vision_config": {}})
 
 
@@ -221,8 +260,7 @@ def test_train_projector_saves_the_connector_with_the_adapter(vlm_family, family
     result, _, _ = train(cfg)
     assert result["status"] == "completed"
     keys = load_file(str(tmp_path / "r" / "adapter" / "adapter_model.safetensors"))
-    vision = vlm_family.vision_layer.split(".")[1]
-    assert any(vlm_family.projector in k for k in keys) and not any(vision in k for k in keys)
+    assert any(vlm_family.projector in k for k in keys) and not any(vlm_family.in_vision_tower(k) for k in keys)
 
 
 @pytest.mark.parametrize("train_projector", [False, True])
@@ -255,7 +293,7 @@ def test_a_training_step_changes_only_what_trains(vlm_family, family_vlm_dir, sh
     tiny = vlm_family
     assert changed and changed <= trainable
     assert any("lora_B" in n for n in changed)  # B starts at zero: the step moved it
-    assert not any(tiny.vision_path + "." in n for n in changed)
+    assert not any(tiny.in_vision_tower(n) for n in changed)
     assert all("lora_" in n or (train_projector and tiny.projector_path + "." in n) for n in changed)
     assert any(tiny.projector_path + "." in n for n in changed) == train_projector
 
@@ -272,6 +310,52 @@ def test_tiny_builder_cli_writes_a_llava_folder(bundled_model_dir, tmp_path, cap
     assert processor["processor_class"] == "LlavaProcessor"
     assert processor["image_processor"]["image_processor_type"] == "CLIPImageProcessor"
     assert not list(tmp_path.glob(".*partial"))
+
+
+def test_tiny_builder_cli_writes_a_qwen2_vl_folder(bundled_model_dir, tmp_path):
+    from engine.vision import is_vlm_folder, read_config
+    from engine.vision.families import FAMILIES
+    from engine.vision.processor import load_processor
+    from engine.vision.tiny_vlm import main
+
+    assert main([str(tmp_path / "qwen"), "--family", "qwen2_vl", "--lm", str(bundled_model_dir)]) == 0
+    config = read_config(tmp_path / "qwen")
+    assert is_vlm_folder(tmp_path / "qwen") and config["architectures"] == ["Qwen2VLForConditionalGeneration"]
+    assert sum(config["text_config"]["rope_parameters"]["mrope_section"]) == 64 // 4 // 2  # half a head's dims
+    processor = json.loads((tmp_path / "qwen" / "processor_config.json").read_text())
+    assert processor["processor_class"] == "Qwen2VLProcessor"  # saved under its own name, though built images-only
+    assert processor["image_processor"]["image_processor_type"] == "Qwen2VLImageProcessor"
+    loaded = load_processor(tmp_path / "qwen")  # no torchvision, no video processor: the PIL image processor
+    assert type(loaded.image_processor).__name__ == "Qwen2VLImageProcessorPil" and loaded.image_token == "<|image_pad|>"
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "qwen" / "model.safetensors"), "pt") as f:  # Qwen's file names, mapped back
+        keys = {FAMILIES["qwen2_vl"].module_key(k) for k in f.keys()}
+    assert "model.visual.merger.mlp.0.weight" in keys and "model.language_model.layers.0.self_attn.q_proj.weight" in keys
+    assert not list(tmp_path.glob(".*partial"))
+
+
+
+def test_a_hub_style_qwen2_vl_processor_loads_without_torchvision(bundled_model_dir, tmp_path):
+    """Qwen's own folders: preprocessor_config.json (min/max_pixels) + video_preprocessor_config.json, whose video
+    processor transformers refuses without torchvision ("requires the Torchvision library"): built images-only."""
+    from engine.vision.merge import sample_image
+    from engine.vision.processor import load_processor
+    from engine.vision.tiny_qwen2_vl import build_tiny_qwen2_vl
+
+    folder = build_tiny_qwen2_vl(tmp_path / "qwen", bundled_model_dir)
+    image = json.loads((folder / "processor_config.json").read_text())["image_processor"]
+    (folder / "processor_config.json").unlink()
+    image.pop("size")
+    (folder / "preprocessor_config.json").write_text(json.dumps({**image, "min_pixels": 32 * 32, "max_pixels": 32 * 32,
+                                                                "processor_class": "Qwen2VLProcessor"}))
+    (folder / "video_preprocessor_config.json").write_text(json.dumps({
+        "video_processor_type": "Qwen2VLVideoProcessor", "processor_class": "Qwen2VLProcessor", "patch_size": 8}))
+    processor = load_processor(folder)
+    assert type(processor).__name__ == "Qwen2VLProcessor" and not hasattr(processor, "video_processor")
+    enc = processor(text=["<|vision_start|><|image_pad|><|vision_end|>What?"], images=[[sample_image()]], return_tensors="pt")
+    assert enc["image_grid_thw"].tolist() == [[1, 4, 4]]  # 64 px resized to max_pixels = 32x32: 4 image tokens
+    assert (enc["input_ids"] == processor.image_token_id).sum() == 4
 
 
 def test_qlora_run_trains_the_nf4_decoder(vlm_family, family_vlm_dir, shapes_dir, tmp_path):

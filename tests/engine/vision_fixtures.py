@@ -29,10 +29,15 @@ class TinyFamily:
     image_tokens: int = 4  # per 32 px image
     marks_image_tokens: bool = False  # the processor gives token_type_ids (bidirectional attention inside an image)
     llama_cpp_same_prompt: bool = False  # libmtmd lays out an image prompt token for token as the processor does
+    gguf: bool = True  # engine export gguf writes it (False: refused before any work, families.py gguf_unsupported)
 
     @property
-    def vision_path(self) -> str:  # the vision tower's module path
-        return self.vision_layer.split(".encoder.")[0]
+    def vision_path(self) -> str:  # the vision tower's module path (Qwen2-VL's holds its projector, visual.merger)
+        return self.vision_layer.split(".encoder.")[0].split(".blocks.")[0]
+
+    def in_vision_tower(self, name: str) -> bool:
+        """Whether parameter `name` belongs to the vision tower proper (not the projector it may hold)."""
+        return self.vision_path + "." in name and self.projector_path + "." not in name
 
     @property
     def projector_path(self) -> str:
@@ -57,6 +62,18 @@ def _gemma3(out, lm_dir):
     return build_tiny_gemma3(out, lm_dir)
 
 
+def _qwen2_vl(out, lm_dir):
+    from engine.vision.tiny_qwen2_vl import build_tiny_qwen2_vl
+
+    return build_tiny_qwen2_vl(out, lm_dir)
+
+
+def _qwen2_5_vl(out, lm_dir):
+    from engine.vision.tiny_qwen2_vl import build_tiny_qwen2_vl
+
+    return build_tiny_qwen2_vl(out, lm_dir, version="qwen2_5_vl")
+
+
 TINY_FAMILIES = {
     # 2-layer 64-wide SigLIP-style tower + pixel-shuffle connector + a 2-layer 64-wide Llama, SmolLM2's tokenizer
     "idefics3": TinyFamily("idefics3", _idefics3, "model.text_model", "model.vision_model.encoder.layers.0.self_attn.q_proj",
@@ -68,6 +85,13 @@ TINY_FAMILIES = {
     # 2-layer 64-wide CLIP (CLS dropped, second-to-last layer) + 2-layer MLP projector + a 2-layer 64-wide Llama, ChatML
     "llava": TinyFamily("llava", _llava, "model.language_model", "model.vision_tower.encoder.layers.0.self_attn.q_proj",
                         "multi_modal_projector", "<|im_end|>\n", "mlp", image_tokens=16),
+    # 2-layer 32-wide ViT (2-D RoPE) + PatchMerger (inside model.visual) + a 2-layer 64-wide M-RoPE decoder, ChatML;
+    # no GGUF export yet (no qwen2vl LM architecture or mmproj writer in our converter): refused before any work
+    "qwen2_vl": TinyFamily("qwen2_vl", _qwen2_vl, "model.language_model", "model.visual.blocks.0.attn.qkv",
+                           "visual.merger", "<|im_end|>\n", "", gguf=False),
+    # the same with Qwen2.5-VL's tower (RMSNorm, gated MLP, window attention in block 0, full attention in block 1)
+    "qwen2_5_vl": TinyFamily("qwen2_5_vl", _qwen2_5_vl, "model.language_model", "model.visual.blocks.0.attn.qkv",
+                             "visual.merger", "<|im_end|>\n", "", gguf=False),
 }
 
 

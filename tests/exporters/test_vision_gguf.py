@@ -1,13 +1,17 @@
 """GGUF export of a VLM (each family's tiny model): the decoder through our converter + an mmproj GGUF that llama.cpp's
 multimodal library loads and whose image embeddings (and, where libmtmd lays the prompt out as the
-processor does, next-token logits on a question about the image) match transformers'; ONNX refuses VLMs."""
+processor does, next-token logits on a question about the image) match transformers'; ONNX refuses VLMs; a family
+without GGUF support yet (Qwen2-VL) is refused before anything is written."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
 from engine.errors import EdgetuneError
 from tests.engine.vision_fixtures import *  # noqa: F401,F403  (session fixtures)
+from tests.engine.vision_fixtures import TINY_FAMILIES
 
 
 def _merged(run):
@@ -24,8 +28,11 @@ def merged_vlm(vlm_run):
 
 
 @pytest.fixture(scope="session")
-def family_merged_vlm(family_vlm_run):
-    return _merged(family_vlm_run[0])
+def family_merged_vlm(vlm_family, request):
+    if not vlm_family.gguf:  # before its run is trained and merged
+        pytest.skip(f"GGUF export of {vlm_family.name} is refused before any work "
+                    f"(test_qwen2_vl_gguf_export_is_refused_before_any_work)")
+    return _merged(request.getfixturevalue("family_vlm_run")[0])
 
 
 @pytest.mark.slow
@@ -123,3 +130,37 @@ def test_llava_variants_llama_cpp_cannot_run_are_refused_before_work(tmp_path, c
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(EdgetuneError, match=f"not supported: .*{expected}.*Nothing was written"):
         check_mmproj_supported(tmp_path)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, f in TINY_FAMILIES.items() if not f.gguf))
+def test_qwen2_vl_gguf_export_is_refused_before_any_work(name, tmp_path, capsys):
+    """engine export gguf on a Qwen2-VL (Qwen2.5-VL) run refuses before merging it (nothing written, in the run or the output),
+    naming what edgetune's converter lacks and what works instead; the merged folder is refused the same way."""
+    import shutil
+
+    from engine.cli.main import main
+    from exporters.gguf.vision_export import export_vlm
+
+    qwen = TINY_FAMILIES[name]
+    assert not qwen.gguf
+    from engine.models import resolve_model
+
+    model = qwen.build(tmp_path / "model", resolve_model("smollm2-135m-instruct").path)
+    run = tmp_path / "run"
+    (run / "adapter").mkdir(parents=True)  # a run folder as train leaves it, its adapter not merged yet
+    (run / "config.yaml").write_text(f"model:\n  name_or_path: {model}\nmethod: lora\n")
+    (run / "adapter" / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(model),
+                                                                    "peft_type": "LORA"}))
+    (run / "status.json").write_text(json.dumps({"status": "completed"}))
+    shutil.copy2(model / "processor_config.json", run / "adapter")  # a VLM run keeps its processor with the adapter
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert main(["export", "gguf", str(run), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"GGUF export of {name} vision-language models" in err and "not supported yet" in err
+    assert "no qwen2vl language-model architecture" in err and "M-RoPE" in err and "mmproj writer" in err
+    assert "Nothing was written" in err and "engine chat and engine serve" in err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # no merged/, no out/
+    shutil.copytree(model, tmp_path / "merged")
+    with pytest.raises(EdgetuneError, match=f"GGUF export of {name} .*not supported yet: .*qwen2vl.*Nothing was written"):
+        export_vlm(tmp_path / "merged", tmp_path / "out2", ["f16"])
+    assert not (tmp_path / "out2").exists()
