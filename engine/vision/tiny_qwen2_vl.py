@@ -65,7 +65,6 @@ def build_tiny_qwen2_vl(out: str | Path, lm_dir: str | Path, hidden: int = 64, i
     hidden/2 wide; every image is resized to image_size² pixels, (image_size/patch_size/2)² tokens.
     `version` is a VERSIONS key (qwen2_vl, qwen2_5_vl).
     """
-    import shutil
 
     import torch
     import transformers
@@ -106,11 +105,6 @@ def build_tiny_qwen2_vl(out: str | Path, lm_dir: str | Path, hidden: int = 64, i
     model = model_cls(config)
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
-    tmp = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp), safe_serialization=True)
-    processor.save_pretrained(str(tmp))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return out
+    from engine.vision.tiny_save import save_tiny
+
+    return save_tiny(model, processor, out)
