@@ -97,9 +97,26 @@ def crops_per_image(settings: dict, image_size: int) -> int:
     return per_side * per_side + 1 if per_side > 1 else 1
 
 
+def dynamic_resolution_shape(v: dict, text_hidden: int, processor: dict) -> VisionShape:
+    """Qwen2-VL / Qwen2.5-VL: an image is resized to at most `max_pixels` (the processor's size.longest_edge, a pixel
+    count), cut into patch_size² patches, and each spatial_merge_size² group becomes one image token. Planned at
+    max_pixels: an upper bound, exact for images at least that large (set max_pixels in the processor to cap it)."""
+    h = int(v.get("embed_dim") or v["hidden_size"])  # Qwen2-VL: embed_dim is the tower, hidden_size the LM's width
+    size = processor.get("size") or {}
+    max_pixels = int(processor.get("max_pixels") or size.get("longest_edge") or 12845056)
+    patch, merge = int(v.get("patch_size", 14)), int(v.get("spatial_merge_size", 2))
+    side = max(patch * merge, math.isqrt(max_pixels) // (patch * merge) * (patch * merge))
+    return VisionShape(
+        hidden_size=h, intermediate_size=int(v.get("intermediate_size") or h * float(v.get("mlp_ratio", 4))),
+        num_layers=int(v.get("depth", v.get("num_hidden_layers", 0))), num_heads=int(v.get("num_heads", max(1, h // 64))),
+        patch_size=patch, image_size=side, scale_factor=merge, text_hidden=int(text_hidden), crops_per_image=1)
+
+
 def vision_shape(config: dict, text_hidden: int, processor: dict | None = None) -> VisionShape | None:
     """The VisionShape of a config.json with a ViT `vision_config`; None when it has none."""
     v = config.get("vision_config")
+    if isinstance(v, dict) and v.get("spatial_merge_size"):
+        return dynamic_resolution_shape(v, text_hidden, processor or {})
     if not isinstance(v, dict) or not v.get("hidden_size"):
         return None
     h = int(v["hidden_size"])

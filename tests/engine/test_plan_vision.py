@@ -220,3 +220,18 @@ def test_the_plan_refuses_the_stages_training_refuses():
     dpo = build_plan(load_config(None, ["model=smolvlm-256m", "stage=dpo", "batch_size=1"]), Target("cuda", "test", 24.0))
     sft = build_plan(load_config(None, ["model=smolvlm-256m", "batch_size=1"]), Target("cuda", "test", 24.0))
     assert dpo.breakdown["image inputs"] == pytest.approx(2 * sft.breakdown["image inputs"], rel=1e-3)  # both sides' pixels
+
+
+def test_dynamic_resolution_towers_plan_their_image_tokens_from_max_pixels():
+    """Qwen2-VL-2B's vision config: max_pixels = 1280 x 28 x 28 gives up to 1280 image tokens (Qwen's documented
+    cap); a square image of that area gives 35 x 35 merged patches = 1225."""
+    from engine.plan.vision_shape import vision_shape
+
+    config = {"model_type": "qwen2_vl", "vision_config": {"depth": 32, "embed_dim": 1280, "hidden_size": 1536,
+                                                           "mlp_ratio": 4, "num_heads": 16, "patch_size": 14,
+                                                           "spatial_merge_size": 2, "temporal_patch_size": 2}}
+    shape = vision_shape(config, 1536, {"size": {"longest_edge": 1280 * 28 * 28, "shortest_edge": 56 * 56}})
+    assert shape.tokens_per_image == 1225 and shape.num_layers == 32 and shape.hidden_size == 1280
+    tiny = vision_shape({"vision_config": {"depth": 2, "embed_dim": 32, "hidden_size": 64, "patch_size": 8,
+                                           "spatial_merge_size": 2}}, 64, {"size": {"longest_edge": 32 * 32}})
+    assert tiny.tokens_per_image == 4  # what the tiny Qwen2-VL's processor gives a 32 px image
