@@ -127,3 +127,13 @@ def test_planned_base_weights_match_the_loaded_qlora_model(scaled_8b_dir):
     assert install(model, cfg, "cuda") == 128256 * 256  # what a GPU run does (train.offload_embedding=auto)
     assert held_bytes(model) == held - 128256 * 256 * 2
     assert held_bytes(model) == pytest.approx(base_weights(run_spec(cfg, "cuda", shape, 1, True)).gb * GB, rel=0.01)
+
+
+def test_a_tight_plan_names_the_speed_only_changes_that_give_headroom():
+    tight = plan(train={"offload_embedding": False})  # 7.7 of 8 GB
+    assert tight.verdict == "tight"
+    headroom = [a for a in tight.advice if a.startswith("for headroom")]
+    assert headroom and "train.offload_embedding=auto" in headroom[0], tight.advice
+    qwen14 = plan(Target("cuda", "RTX 3060", 12.0), model="Qwen/Qwen2.5-14B-Instruct")
+    assert qwen14.fits and qwen14.verdict == "tight"
+    assert any("optim.optimizer=paged_adamw_8bit" in a for a in qwen14.advice), qwen14.advice
