@@ -106,6 +106,9 @@ def run(args) -> int:
     except OSError as e:
         raise EdgetuneError(f"Cannot listen on {args.host}:{args.port} ({e.strerror}). Is another server using it? "
                             f"Pick another with --port (0 = any free port).") from None
+    # listening before serve_started goes out (uvicorn reports startup before its own listen(): a client that
+    # connected at once was refused); connections made meanwhile wait in the backlog until uvicorn accepts them
+    sock.listen(2048)
     port = sock.getsockname()[1]
     host = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{host}:{port}/v1"
