@@ -10,6 +10,8 @@ Runs, each part on its own (a failure is printed in the table and the next part 
   ddp-2           SFT QLoRA with dist.num_processes=2 (DDP)                  (2+ GPUs only)
   fsdp-2          SFT LoRA with dist.num_processes=2 dist.strategy=fsdp      (2+ GPUs only)
   fsdp-qlora-2    SFT QLoRA with dist.num_processes=2 dist.strategy=fsdp     (2+ GPUs only)
+  host-embedding  SFT QLoRA on a small untied Llama (SmolLM2's vocabulary) with the table in host RAM
+  device-embedding  the same with train.offload_embedding=false: same losses, 2 x vocab x hidden bytes more VRAM
 and prints one table: status, seconds, loss first -> last, measured peak VRAM (torch.cuda.max_memory_allocated,
 GiB, the training process or rank 0) and the planner's prediction for the same config (`engine plan --json`
 on this GPU; it includes the CUDA context and allocator slack, which max_memory_allocated does not see).
@@ -39,7 +41,29 @@ CHECKS = {
     "ddp-2": (SFT + ["method=qlora", "train.backend=hf", "dist.num_processes=2"], 2, None),
     "fsdp-2": (SFT + ["method=lora", "train.backend=hf", "dist.num_processes=2", "dist.strategy=fsdp"], 2, None),
     "fsdp-qlora-2": (SFT + ["method=qlora", "train.backend=hf", "dist.num_processes=2", "dist.strategy=fsdp"], 2, None),
+    # the bundled SmolLM2 ties its head to the table, so these build an untied model ({untied}: untied_model())
+    "host-embedding": (SFT + ["model={untied}", "method=qlora", "train.backend=hf", "train.offload_embedding=true"], 1, None),
+    "device-embedding": (SFT + ["model={untied}", "method=qlora", "train.backend=hf", "train.offload_embedding=false"], 1, None),
 }
+
+
+def untied_model(out: Path) -> Path:
+    """A small random Llama with SmolLM2's tokenizer and an untied head (built once per --out folder)."""
+    folder = out / "untied-llama"
+    if not (folder / "config.json").is_file():
+        import torch
+        from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+        from engine.models import resolve_model
+
+        tok = AutoTokenizer.from_pretrained(str(resolve_model("smollm2-135m-instruct").path))
+        torch.manual_seed(0)
+        config = LlamaConfig(vocab_size=len(tok), hidden_size=512, intermediate_size=1408, num_hidden_layers=4,
+                             num_attention_heads=8, num_key_value_heads=2, tie_word_embeddings=False,
+                             bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+        LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(str(folder))
+        tok.save_pretrained(str(folder))
+    return folder
 
 
 def gpu_count() -> int:
@@ -83,6 +107,8 @@ def planned_gib(args: list[str], log: Path) -> float | None:
 
 def run_check(name: str, out: Path, timeout: float) -> dict:
     args, _, _ = CHECKS[name]
+    if any("{untied}" in a for a in args):
+        args = [a.replace("{untied}", str(untied_model(out))) for a in args]
     run_dir = out / name
     shutil.rmtree(run_dir, ignore_errors=True)
     start = time.time()
