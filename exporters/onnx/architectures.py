@@ -49,9 +49,11 @@ def check_architecture(model_dir: Path) -> str:
     config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
     if "vision_config" in config:
         raise EdgetuneError(
-            f"ONNX export of vision-language models ({arch}, from {model_dir}) is not supported: edgetune builds ONNX "
-            f"graphs of text decoders only ({', '.join(ARCHITECTURES)}). Export it to GGUF instead, which writes the "
-            f"language model plus an mmproj file for llama.cpp: engine export gguf ..."
+            f"ONNX export of vision-language models ({arch}, from {model_dir}) is not supported yet: edgetune builds ONNX "
+            f"graphs of text decoders only ({', '.join(ARCHITECTURES)}); ONNX Runtime GenAI's multimodal pipelines "
+            f"(vision encoder + embedding + decoder; it has them for Phi-3-vision, Gemma 3 and Qwen2.5-VL) are not "
+            f"built by edgetune. Export it to GGUF instead, which writes the language model plus an mmproj file for "
+            f"llama.cpp: engine export gguf ..."
         )
     if arch not in ARCHITECTURES:
         listed = ", ".join(f"{a} ({f})" for a, f in ARCHITECTURES.items())
