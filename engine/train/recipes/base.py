@@ -89,6 +89,7 @@ class BaseRecipe:
     head = "causal-lm"  # or "sequence-classification"; "image-text-to-text" for a vision-language model
     trains_vlms = False  # the recipe trains vision-language models (engine/vision/stages.py); others refuse them
     vision = False  # set when the start model is a vision-language model
+    host_embedding_params = 0  # values of the input-embedding table kept in host RAM (engine/train/host_embedding.py)
     backends: tuple = ("hf", "unsloth")  # training backends that can run it
 
     def __init__(self, cfg, sink: EventSink, progress: bool = False):
