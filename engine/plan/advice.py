@@ -160,18 +160,23 @@ def _shorter(cfg, ctx: Context):
     return new, f"max_len={length} (longer records are truncated; check with `engine data inspect`)"
 
 
+def _applied(cfg, ctx: Context, levers):
+    """Apply `levers` one after another: (override text, planned total after it, config so far) per lever that applies."""
+    current = cfg
+    for lv in levers:
+        changed = lv.apply(current, ctx)
+        if changed is not None:
+            current, text = changed
+            yield text, ctx.total(current), current
+
+
 def _headroom(cfg, target: Target, shape: ModelShape, plan) -> list[str]:
     """For a tight fit: the changes that cost only speed, applied in order until the run is no longer tight."""
     from engine.plan.planner import TIGHT_FROM
 
     ctx = Context(target, shape, plan.batch_size, plan.gradient_checkpointing)
-    lines, current = [], cfg
-    for lv in (lv for lv in LEVERS if lv.costs_only_speed and lv.name != "smaller micro-batch"):
-        changed = lv.apply(current, ctx)
-        if changed is None:
-            continue
-        current, text = changed
-        total = ctx.total(current)
+    lines = []
+    for text, total, _ in _applied(cfg, ctx, [lv for lv in LEVERS if lv.costs_only_speed and lv.name != "smaller micro-batch"]):
         lines.append(f"for headroom, set {text}: {total:.1f} GB")
         if total <= target.memory_gb * TIGHT_FROM:
             break
@@ -198,12 +203,7 @@ def advise_changes(cfg, target: Target, shape: ModelShape, plan) -> list[str]:
         return lines
     ctx = Context(target, shape, plan.batch_size, plan.gradient_checkpointing)
     lines, current = [], cfg
-    for lv in LEVERS:
-        changed = lv.apply(current, ctx)
-        if changed is None:
-            continue
-        current, text = changed
-        total = ctx.total(current)
+    for text, total, current in _applied(cfg, ctx, LEVERS):
         lines.append(f"set {text}: {total:.1f} GB")
         if total <= gb:
             return [f"does not fit in {gb:.1f} GB; these changes, applied in order, make it fit:"] + lines
