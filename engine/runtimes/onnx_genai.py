@@ -125,6 +125,26 @@ class OnnxChatModel:
                           or self.genai_config["model"].get("context_length") or 2048)
         self.min_capacity = min_kv_capacity(self.genai_config)
         self.last = Generation()
+        # a VLM export (engine export onnx of a Gemma 3): vision.onnx + embedding.onnx before the decoder
+        self.multimodal = "vision" in self.genai_config["model"]
+        self._processor = None
+
+    def image_inputs(self, prompt: str, images: Sequence[str | Path]):
+        """onnxruntime-genai's inputs (ids, pixels) for a rendered `prompt` holding its image placeholders.
+
+        The runtime (0.18) takes at most one image per prompt: it sizes the vision output for one
+        image's tokens and hands the embedding graph a rank-2 feature tensor."""
+        import onnxruntime_genai as og
+
+        if not self.multimodal:
+            raise EdgetuneError(f"{self.folder} is a text-only ONNX export; it cannot read images.")
+        if len(images) > 1:
+            raise EdgetuneError(f"This conversation holds {len(images)} images, but an ONNX Runtime GenAI VLM reads one "
+                                f"image per prompt. Start a new conversation (/reset) for the next image, or chat with "
+                                f"the run folder or its GGUF export, which take several.")
+        if self._processor is None:
+            self._processor = self.model.create_multimodal_processor()
+        return self._processor(prompt, images=og.Images.open(*[str(p) for p in images]) if images else None)
 
     def render(self, messages: Sequence[dict], add_generation_prompt: bool = True) -> str:
         """The chat prompt for `messages` ([{"role": ..., "content": ...}]) with the model's template."""
@@ -165,7 +185,7 @@ class OnnxChatModel:
     def generate_ids(self, prompt_ids: Sequence[int], max_new_tokens: int, min_new_tokens: int = 0,
                      temperature: float = 0.0, top_p: float = 1.0, top_k: int = 50, repetition_penalty: float = 1.0,
                      seed: Optional[int] = None, stop_ids: Iterable[int] = (),
-                     should_stop: Optional[Callable[[], bool]] = None) -> Iterator[int]:
+                     should_stop: Optional[Callable[[], bool]] = None, inputs=None) -> Iterator[int]:
         """Yield new token ids after `prompt_ids` (the end-of-turn token is not yielded).
 
         Generation ends at genai_config's eos ids or any of `stop_ids` (extra end-of-turn ids,
@@ -173,7 +193,8 @@ class OnnxChatModel:
         window. `repetition_penalty` divides the logits of every token already in the sequence,
         prompt included (onnxruntime-genai's rule). `seed` fixes sampling (None: random each
         call). `min_new_tokens` forbids the end-of-turn token before that many tokens (for
-        speed tests).
+        speed tests). `inputs` are image_inputs' (their ids must be `prompt_ids`): the pixels go
+        through the vision graph with the prompt.
         """
         import numpy as np
         import onnxruntime_genai as og
@@ -197,7 +218,10 @@ class OnnxChatModel:
         stops = self.eos_ids | {int(i) for i in stop_ids}
         gen = self.last = Generation(prompt_tokens=len(prompt_ids))
         start = time.perf_counter()
-        generator.append_tokens(np.asarray(prompt_ids, dtype=np.int32))
+        if inputs is not None:
+            generator.set_inputs(inputs)
+        else:
+            generator.append_tokens(np.asarray(prompt_ids, dtype=np.int32))
         first_at = None
         while True:
             if generator.is_done():

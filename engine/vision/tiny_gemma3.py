@@ -47,12 +47,12 @@ CHAT_TEMPLATE = (
 
 
 def build_tiny_gemma3(out: str | Path, lm_dir: str | Path, hidden: int = 64, image_size: int = 32, patch_size: int = 8,
-                      tokens_per_image: int = 4, vision_layers: int = 2, seed: int = 0) -> Path:
+                      tokens_per_image: int = 4, vision_layers: int = 2, seed: int = 0, sliding_window: int = 256) -> Path:
     """Write a Gemma3ForConditionalGeneration folder (safetensors + processor) to `out`; returns it.
 
     `lm_dir` gives the tokenizer only. The decoder is `hidden` wide, the vision tower hidden/2. The
     tower sees `image_size`² pixels in `patch_size`² patches; the projector average-pools that grid
-    to `tokens_per_image` (a square) image tokens.
+    to `tokens_per_image` (a square) image tokens. `sliding_window`: the decoder's local attention span.
     """
     import torch
     from transformers import AutoTokenizer, Gemma3Config, Gemma3ForConditionalGeneration, Gemma3Processor
@@ -78,7 +78,7 @@ def build_tiny_gemma3(out: str | Path, lm_dir: str | Path, hidden: int = 64, ima
     end_of_turn = tok.convert_tokens_to_ids("<end_of_turn>")
     text = dict(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
                 num_attention_heads=4, num_key_value_heads=2, head_dim=16, query_pre_attn_scalar=16,
-                max_position_embeddings=1024, sliding_window=256, bos_token_id=tok.bos_token_id,
+                max_position_embeddings=1024, sliding_window=sliding_window, bos_token_id=tok.bos_token_id,
                 eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     # the tower half as wide as the LM: a transposed projection could not pass for the right one
     vision = dict(hidden_size=hidden // 2, intermediate_size=hidden, num_hidden_layers=vision_layers, num_attention_heads=4,

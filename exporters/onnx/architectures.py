@@ -2,8 +2,9 @@
 
 The builder dispatches on `config.architectures[0]`; we check the same name up front so an
 unsupported model fails in a second with the list below, instead of after loading its
-weights. Only text decoders are listed (the builder's vision/audio pipelines are not
-something edgetune trains). A new family is one new line, once the builder supports it.
+weights. Text decoders are listed here; vision-language models are vlm_pipelines.py's (the
+builder's decoder plus edgetune's vision and embedding graphs). A new family is one new line,
+once the builder supports it.
 """
 
 from __future__ import annotations
@@ -48,13 +49,7 @@ def check_architecture(model_dir: Path) -> str:
     arch = architecture_of(model_dir)
     config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
     if "vision_config" in config:
-        raise EdgetuneError(
-            f"ONNX export of vision-language models ({arch}, from {model_dir}) is not supported yet: edgetune builds ONNX "
-            f"graphs of text decoders only ({', '.join(ARCHITECTURES)}); ONNX Runtime GenAI's multimodal pipelines "
-            f"(vision encoder + embedding + decoder; it has them for Phi-3-vision, Gemma 3 and Qwen2.5-VL) are not "
-            f"built by edgetune. Export it to GGUF instead, which writes the language model plus an mmproj file for "
-            f"llama.cpp: engine export gguf ..."
-        )
+        return _check_vlm(arch, config, Path(model_dir))
     if arch not in ARCHITECTURES:
         listed = ", ".join(f"{a} ({f})" for a, f in ARCHITECTURES.items())
         raise EdgetuneError(
@@ -62,4 +57,25 @@ def check_architecture(model_dir: Path) -> str:
             f"GenAI's model builder has no graph for it. Supported: {listed}. "
             f"Export this model to GGUF instead: engine export gguf ..."
         )
+    return arch
+
+
+def is_vlm(model_dir: Path) -> bool:
+    """Whether the folder holds a vision-language model (its config has a vision tower)."""
+    return "vision_config" in json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+
+
+def _check_vlm(arch: str, config: dict, model_dir: Path) -> str:
+    """A VLM's architecture once its pipeline says the runtime can run it, else EdgetuneError naming what can."""
+    from exporters.onnx.vlm_pipelines import image_processor_settings, supported_vlms, vlm_pipeline_for
+
+    pipeline = vlm_pipeline_for(arch)
+    if pipeline is None:
+        raise EdgetuneError(
+            f"ONNX export of the vision-language model {arch} (from {model_dir}) is not supported: edgetune exports "
+            f"VLMs as ONNX Runtime GenAI's multimodal pipeline (vision encoder + embedding + decoder), which it builds "
+            f"for {supported_vlms()}. Export this one to GGUF instead, which writes the language model plus an "
+            f"mmproj file for llama.cpp: engine export gguf ..."
+        )
+    pipeline.check(config, image_processor_settings(model_dir), model_dir)
     return arch

@@ -1,6 +1,7 @@
 """Run ONNX Runtime GenAI's model builder on an HF folder and tidy what it writes.
 
-The builder (`python -m onnxruntime_genai.models.builder`) runs in a child process: it
+The builder (`python -m onnxruntime_genai.models.builder`, through exporters.onnx.builder_child,
+which fixes what it cannot read in transformers 5 configs) runs in a child process: it
 prints a great deal (and tqdm bars) that would corrupt `--events -` on stdout, it holds
 the whole fp32 model in memory while it builds, and a child is easy to stop. Its output
 goes to build.log; its "Reading layer N" lines drive our progress events.
@@ -68,10 +69,13 @@ def run_builder(stage: Path, out: Path, precision: str, target: Target, options:
                 on_layer: Optional[Callable[[int], None]] = None) -> None:
     """Build the GenAI model of `stage` into `out`; the builder's output goes to `log_path`."""
     cache = out.parent / (out.name + ".builder-cache")
-    cmd = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(stage), "-o", str(out),
+    # the builder itself, behind our config fixes (builder_child.py says which)
+    cmd = [sys.executable, "-m", "exporters.onnx.builder_child", "-i", str(stage), "-o", str(out),
            "-p", precision, "-e", target.provider, "-c", str(cache),
            "--extra_options", *[f"{k}={v}" for k, v in options.items()]]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error",
+           # the child imports exporters.onnx.builder_child from this checkout, installed or not
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")])}
     tail: list[str] = []
     with open(log_path, "w", encoding="utf-8") as log:
         log.write("$ " + " ".join(cmd) + "\n")

@@ -116,16 +116,29 @@ class OnnxExporter:
         t = self.target
         self.progress("stage", 0.02, f"onnx: {arch} from {model_dir} -> {self.precision} for {t.name} "
                                      f"(execution provider {t.provider})")
+        from exporters.onnx.architectures import is_vlm
+        from exporters.onnx.vlm_pipelines import vlm_pipeline_for
+
         stage_model(model_dir, stage)
         tmp.mkdir(parents=True)
-        layers = json.loads((stage / "config.json").read_text()).get("num_hidden_layers") or 1
+        pipeline = vlm_pipeline_for(arch) if is_vlm(model_dir) else None
+        staged = json.loads((stage / "config.json").read_text())
+        layers = (staged.get("text_config") or staged).get("num_hidden_layers") or 1
         self.options = builder_options(self.precision, t, param_count(model_dir))
+        if pipeline:  # the decoder takes inputs_embeds; vision.onnx and embedding.onnx make them
+            self.options["exclude_embeds"] = "true"
         shown = " ".join(f"{k}={v}" for k, v in self.options.items() if k != "hf_token")
         self.progress("build", 0.05, "onnx: building the graph with onnxruntime_genai.models.builder"
                       + (f" ({shown})" if shown else "") + " ...")
         started = time.perf_counter()
         run_builder(stage, tmp, self.precision, t, self.options, tmp / "build.log",
                     on_layer=lambda i: self.progress("build", 0.05 + 0.65 * (i + 1) / layers))
+        if pipeline:
+            from exporters.onnx.vlm_build import build_vlm_parts
+
+            self.progress("build", 0.70, f"onnx: tracing the vision encoder + projector (vision.onnx) and the "
+                                         f"image-token embedding (embedding.onnx) for the {pipeline.genai_type} pipeline ...")
+            build_vlm_parts(model_dir, tmp, pipeline)
         build_s = time.perf_counter() - started
         changes = fix_tokenizer_json(tmp)
         genai_config = tune_genai_config(tmp, t)
@@ -138,13 +151,22 @@ class OnnxExporter:
             from exporters.onnx.verify import verify_export
 
             self.progress("verify", 0.75, "onnx: verifying against the HF model in fp32 (tokenizer, logits, end of turn) ...")
-            verification = verify_export(tmp, model_dir, self.precision)
+            if pipeline:
+                from exporters.onnx.verify_vlm import verify_vlm_export
+
+                verification = verify_vlm_export(tmp, model_dir, self.precision)
+            else:
+                verification = verify_export(tmp, model_dir, self.precision)
             (tmp / "verify.json").write_text(json.dumps(verification, indent=2, ensure_ascii=False), encoding="utf-8")
             s = verification["summary"]
             self.say(f"onnx: verify {'passed' if verification['passed'] else 'FAILED'}: NMSE {s['nmse']:.2e}, "
                      f"top-1 {s['top1']:.1%}, KL {s['kl']:.4f} nats/token, tokenizer "
                      f"{'identical' if s['tokenizer_ok'] else 'DIFFERENT'}, greedy replies stopping at end-of-turn "
-                     f"{s['free_run_stops']}, identical greedy text {s['same_greedy_text']}")
+                     f"{s['free_run_stops']}, identical greedy text {s['same_greedy_text']}"
+                     + (f"; images: pixels within {s['max_pixel_diff']:.1e}, vision NMSE {s['vision_nmse']:.1e}"
+                        + (f", vs transformers' own image attention top-1 {s['as_trained_top1']:.1%} KL "
+                           f"{s['as_trained_kl']:.4f}" if s.get("as_trained_top1") is not None else "")
+                        if pipeline else ""))
             if verification["passed"] and s["free_run_stops"].split("/")[0] != s["free_run_stops"].split("/")[1]:
                 self.sink.emit("warning", message=f"{self.precision} replies parted from the HF model's at a near tie and "
                                f"then did not always stop within the check's token budget ({s['free_run_stops']}); the "

@@ -27,13 +27,21 @@ def _memory_fix(folder: Path) -> str:
                   f"engine export onnx {info.get('source', 'MODEL')} --precision int4")
 
 
+def _multimodal(ref: str) -> bool:
+    """Whether the ONNX folder is a VLM export (genai_config has a vision model)."""
+    try:
+        return "vision" in json.loads((Path(ref) / "genai_config.json").read_text(encoding="utf-8"))["model"]
+    except (OSError, ValueError, KeyError):
+        return False
+
+
 @register_backend("onnx")
 class OnnxChatBackend:
     """An ONNX GenAI folder on the CPU: prompt ids and sampling as in the other backends."""
 
     @staticmethod
     def matches(ref: str) -> bool:
-        return (Path(ref) / "genai_config.json").is_file()
+        return (Path(ref) / "genai_config.json").is_file() and not _multimodal(ref)
 
     def __init__(self, ref: str, template: Optional[str] = None):
         try:
@@ -69,5 +77,48 @@ class OnnxChatBackend:
             yield from self.model.stream_ids(
                 ids, params.max_tokens, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
                 repetition_penalty=params.repeat_penalty, seed=params.seed, stop_ids=self.stop_ids)
+        finally:
+            self.last_count = len(self.model.last.ids)
+
+
+@register_backend("onnx-vlm")
+class OnnxVisionChatBackend(OnnxChatBackend):
+    """A VLM export (vision.onnx + embedding.onnx + decoder): text plus one image per conversation.
+
+    onnxruntime-genai's multimodal processor does what the HF processor does: it expands the
+    template's image placeholder into the model's image tokens and turns the file into pixels."""
+
+    accepts_images = True
+
+    @staticmethod
+    def matches(ref: str) -> bool:
+        return (Path(ref) / "genai_config.json").is_file() and _multimodal(ref)
+
+    def __init__(self, ref: str, template: Optional[str] = None):
+        super().__init__(ref, template)
+        self._inputs: dict = {}  # prompt ids -> the runtime inputs that go with them
+
+    def prompt_inputs(self, messages: list[dict]) -> tuple[list[int], object]:
+        """The prompt's ids (image tokens expanded) and onnxruntime-genai's inputs for them (pixels included)."""
+        from engine.vision.chat_backend import multimodal_messages
+
+        images = [p for m in messages for p in m.get("images", ())]
+        prompt = render_prompt(self.template, multimodal_messages(messages), self.hf_tok.bos_token, self.hf_tok.eos_token)
+        inputs = self.model.image_inputs(prompt, images)
+        return [int(i) for i in inputs["input_ids"].as_numpy().reshape(-1)], inputs
+
+    def prompt_ids(self, messages: list[dict]) -> list[int]:
+        ids, inputs = self.prompt_inputs(messages)
+        self._inputs = {tuple(ids): inputs}  # for stream(ids, params) right after (ChatSession)
+        return ids
+
+    def stream(self, ids: list[int], params, inputs=None) -> Iterator[str]:
+        if inputs is None:
+            inputs = self._inputs.get(tuple(ids))
+        self.last_count = 0
+        try:
+            yield from self.model.stream_ids(
+                ids, params.max_tokens, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
+                repetition_penalty=params.repeat_penalty, seed=params.seed, stop_ids=self.stop_ids, inputs=inputs)
         finally:
             self.last_count = len(self.model.last.ids)

@@ -1,0 +1,213 @@
+"""Check a vision-language ONNX export against the HF model, through onnxruntime-genai's own pipeline.
+
+Everything runs as a user's chat would: onnxruntime-genai's multimodal processor turns the
+prompt and the image file into ids and pixels, the vision, embedding and decoder graphs run,
+and the results are compared with transformers' on the same prompt and picture:
+
+1. Tokenizer and end of turn: the text checks of verify.py (text-only prompts go through the
+   same pipeline, with no image).
+2. Pixels and prompt ids: onnxruntime-extensions' preprocessing against the HF processor's
+   (max abs difference of the normalised pixels), and the image prompt's ids, which must be
+   identical (the runtime expands the image placeholder itself).
+3. Image features: vision.onnx on the HF processor's pixels against the HF tower + projector
+   (NMSE; the vision graph is always fp32).
+4. Logits over every prompt position, for image prompts and text prompts, against transformers
+   computing what the runtime computes: NMSE, top-1 and KL judged by the precision's bounds
+   (verify.BOUNDS). Where transformers attends differently inside an image (Gemma 3's
+   bidirectional image attention, `token_type_ids`), the runtime's causal-only graph is also
+   compared with transformers' own forward and the difference reported ("as_trained"): that is
+   what a user of the runtime gets, but it is a property of the runtime, not of the export.
+5. Greedy replies to the image prompts, onnxruntime-genai against transformers' generate.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from exporters.onnx.verify import BOUNDS, MAX_NEW_TOKENS, check_end_of_turn, check_tokenizer, judge, near_tie
+
+IMAGE_QUESTIONS = ["What colour is the shape?", "Describe this picture in one sentence."]
+TEXT_PROMPTS = ["Write one sentence about the sea.", "What is the capital of France?"]
+MAX_PIXEL_DIFF = 0.05  # normalised units ([-1, 1] for mean/std 0.5): resampling kernels may differ by a rounding
+MAX_VISION_NMSE = 1e-4
+
+
+def sample_images(folder: Path) -> list[Path]:
+    """Two small pictures (a landscape and a square one) written into `folder`."""
+    from PIL import Image, ImageDraw
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pictures = [((96, 64), "white", [(20, 12, 60, 52)], "red", "ellipse"), ((48, 48), (30, 30, 60), [(8, 8, 40, 40)], "yellow", "rectangle")]
+    paths = []
+    for i, (size, background, boxes, colour, shape) in enumerate(pictures):
+        img = Image.new("RGB", size, background)
+        draw = ImageDraw.Draw(img)
+        for box in boxes:
+            getattr(draw, shape)(box, fill=colour)
+        paths.append(folder / f"sample-{i}.png")
+        img.save(paths[-1])
+    return paths
+
+
+def _stats(ours, ref) -> dict:
+    """NMSE, top-1 agreement and mean KL(ref || ours) over positions of two [positions, vocab] logit arrays."""
+    import torch
+
+    ours_t, ref_t = torch.as_tensor(ours, dtype=torch.float64), torch.as_tensor(ref, dtype=torch.float64)
+    log_p, log_q = ref_t.log_softmax(-1), ours_t.log_softmax(-1)
+    return {"tokens": int(ref_t.shape[0]), "nmse": float(((ours_t - ref_t) ** 2).sum() / (ref_t ** 2).sum()),
+            "top1": float((ours_t.argmax(-1) == ref_t.argmax(-1)).double().mean()),
+            "kl": float((log_p.exp() * (log_p - log_q)).sum(-1).mean())}
+
+
+def _pool(rows: list[dict]) -> dict:
+    n = sum(r["tokens"] for r in rows)
+    return {"prompts": len(rows), "positions": n, "nmse": max(r["nmse"] for r in rows),
+            "top1": sum(r["top1"] * r["tokens"] for r in rows) / n, "kl": sum(r["kl"] * r["tokens"] for r in rows) / n,
+            "per_prompt": rows}
+
+
+class _Runtime:
+    """onnxruntime-genai's pipeline on one prompt: ids, pixels, prompt logits, greedy reply."""
+
+    def __init__(self, chat_model):
+        self.chat = chat_model
+        self.processor = chat_model.model.create_multimodal_processor()
+
+    def inputs(self, prompt: str, image: Path | None):
+        import onnxruntime_genai as og
+
+        return self.processor(prompt, images=og.Images.open(str(image)) if image else None)
+
+    def run(self, prompt: str, image: Path | None, new_tokens: int):
+        import numpy as np
+        import onnxruntime_genai as og
+
+        inputs = self.inputs(prompt, image)
+        ids = inputs["input_ids"].as_numpy().reshape(-1).astype(np.int64)
+        params = og.GeneratorParams(self.chat.model)
+        params.set_search_options(max_length=max(len(ids) + new_tokens, self.chat.min_capacity), do_sample=False)
+        gen = og.Generator(self.chat.model, params)
+        gen.set_inputs(inputs)
+        gen.generate_next_token()
+        logits = gen.get_output("logits").reshape(-1, gen.get_output("logits").shape[-1])
+        reply, stopped = [], False
+        while len(reply) < new_tokens:
+            token = int(gen.get_next_tokens()[0])
+            if token in self.chat.eos_ids:
+                stopped = True
+                break
+            reply.append(token)
+            if gen.is_done():
+                break
+            gen.generate_next_token()
+        pixels = inputs["pixel_values"].as_numpy() if image else None
+        return ids, pixels, logits, reply, stopped
+
+
+def verify_vlm_export(folder: str | Path, hf_dir: str | Path, precision: str) -> dict:
+    """Run every check on the VLM export in `folder` against the HF model in `hf_dir`; returns the report."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+    from transformers import AutoModelForImageTextToText
+    from transformers.utils import logging as hf_logging
+
+    from engine.runtimes.onnx_genai import OnnxChatModel
+    from engine.vision.data import open_image
+    from engine.vision.processor import load_processor
+
+    hf_logging.disable_progress_bar()
+    folder = Path(folder)
+    genai = json.loads((folder / "genai_config.json").read_text(encoding="utf-8"))
+    processor = load_processor(hf_dir)
+    hf_tok = processor.tokenizer
+    hf_model = AutoModelForImageTextToText.from_pretrained(str(hf_dir), dtype=torch.float32).eval()
+    chat_model = OnnxChatModel(folder, provider="cpu")
+    runtime = _Runtime(chat_model)
+    tokenizer = check_tokenizer(chat_model, hf_tok)
+    eot = check_end_of_turn(chat_model, hf_model, hf_tok)
+    vision = ort.InferenceSession(str(folder / genai["model"]["vision"]["filename"]), providers=["CPUExecutionProvider"])
+
+    images, graph_rows, trained_rows, text_rows, replies = [], [], [], [], []
+    scratch = tempfile.TemporaryDirectory(prefix="edgetune-verify-images-")
+    for image_path, question in zip(sample_images(Path(scratch.name)), IMAGE_QUESTIONS):
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+        prompt = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        ref_in = processor(text=[prompt], images=[[open_image(image_path)]], add_special_tokens=False, return_tensors="pt")
+        ids, pixels, logits, reply, stopped = runtime.run(prompt, image_path, MAX_NEW_TOKENS)
+        same_ids = ids.tolist() == ref_in["input_ids"][0].tolist()
+        pixel_diff = float(np.abs(pixels.reshape(ref_in["pixel_values"].shape) - ref_in["pixel_values"].numpy()).max())
+        with torch.no_grad():
+            ref_features = hf_model.model.get_image_features(pixel_values=ref_in["pixel_values"])
+            ref_features = getattr(ref_features, "pooler_output", ref_features).reshape(-1, hf_model.config.text_config.hidden_size)
+            features = vision.run(None, {"pixel_values": ref_in["pixel_values"].numpy()})[0]
+            as_trained = hf_model(**ref_in).logits[0].numpy()
+            # what the runtime computes: every position attends causally (no token_type_ids)
+            causal = hf_model(**{k: v for k, v in ref_in.items() if k != "token_type_ids"}).logits[0].numpy()
+            out = hf_model.generate(**ref_in, max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
+                                    eos_token_id=sorted(chat_model.eos_ids), pad_token_id=hf_tok.pad_token_id)
+        ref_reply = [int(t) for t in out[0, ref_in["input_ids"].shape[1]:]]
+        hf_stopped = any(t in chat_model.eos_ids for t in ref_reply)
+        ref_reply = ref_reply[:next((i for i, t in enumerate(ref_reply) if t in chat_model.eos_ids), len(ref_reply))]
+        vision_nmse = float(((features - ref_features.numpy()) ** 2).sum() / (ref_features.numpy() ** 2).sum())
+        images.append({"image": image_path.name, "question": question, "prompt_tokens": len(ids), "same_ids": same_ids,
+                       "max_pixel_diff": pixel_diff, "vision_nmse": vision_nmse})
+        if same_ids:
+            graph_rows.append(_stats(logits, causal))
+            trained_rows.append(_stats(logits, as_trained))
+        k = next((i for i, (a, b) in enumerate(zip(reply, ref_reply)) if a != b), min(len(reply), len(ref_reply)))
+        run = {"prompt": question, "image": image_path.name, "hf_tokens": len(ref_reply), "hf_stopped": hf_stopped,
+               "onnx_tokens": len(reply), "onnx_stopped": stopped, "same_tokens": reply == ref_reply, "common_prefix": k,
+               "onnx_text": hf_tok.decode(reply, skip_special_tokens=True),
+               "hf_text": hf_tok.decode(ref_reply, skip_special_tokens=True)}
+        if k < min(len(reply), len(ref_reply)):
+            with torch.no_grad():
+                full = {**ref_in, "input_ids": torch.cat([ref_in["input_ids"], torch.tensor([ref_reply[:k]], dtype=torch.long)], 1)}
+                full["attention_mask"] = torch.ones_like(full["input_ids"])
+                if "token_type_ids" in full:
+                    full["token_type_ids"] = torch.cat([ref_in["token_type_ids"], torch.zeros(1, k, dtype=torch.long)], 1)
+                logp = hf_model(**full).logits[0, -1].double().log_softmax(-1)
+            run["divergence"] = {"position": k, "hf_token": hf_tok.decode([ref_reply[k]]), "onnx_token": hf_tok.decode([reply[k]]),
+                                 "hf_logprob_gap": round(float(logp[ref_reply[k]] - logp[reply[k]]), 4)}
+        replies.append(run)
+
+    scratch.cleanup()
+    for question in TEXT_PROMPTS:
+        prompt = processor.apply_chat_template([{"role": "user", "content": [{"type": "text", "text": question}]}],
+                                               tokenize=False, add_generation_prompt=True)
+        ids, _, logits, _, _ = runtime.run(prompt, None, 1)
+        with torch.no_grad():
+            ref = hf_model(input_ids=torch.from_numpy(ids)[None]).logits[0].numpy()
+        text_rows.append(_stats(logits, ref))
+
+    logit_report = _pool(graph_rows + text_rows) if graph_rows else {"nmse": float("inf"), "top1": 0.0, "kl": float("inf")}
+    failures = judge(precision, tokenizer, logit_report, eot)
+    bounds = BOUNDS[precision]
+    for im in images:
+        if not im["same_ids"]:
+            failures.append(f"onnxruntime-genai's image prompt ids for {im['image']} differ from the HF processor's")
+        if im["max_pixel_diff"] > MAX_PIXEL_DIFF:
+            failures.append(f"image preprocessing of {im['image']} differs from the HF processor's by up to "
+                            f"{im['max_pixel_diff']:.3f} (> {MAX_PIXEL_DIFF}): check processor_config.json")
+        if im["vision_nmse"] > MAX_VISION_NMSE:
+            failures.append(f"vision.onnx features of {im['image']}: NMSE {im['vision_nmse']:.2e} > {MAX_VISION_NMSE:.0e}")
+    for run in replies:
+        if run["hf_stopped"] and not run["onnx_stopped"] and not near_tie(run, bounds):
+            failures.append(f"greedy reply to '{run['prompt']}' with {run['image']} did not stop at the end-of-turn "
+                            f"token within {MAX_NEW_TOKENS} tokens (the HF model stops after {run['hf_tokens']})")
+    as_trained = _pool(trained_rows) if trained_rows else None
+    free_stops = sum(r["onnx_stopped"] for r in eot["runs"] + replies if r["hf_stopped"])
+    return {"passed": not failures, "failures": failures, "precision": precision, "provider": "cpu",
+            "bounds": {"max_pixel_diff": MAX_PIXEL_DIFF, "max_vision_nmse": MAX_VISION_NMSE, **vars(bounds)},
+            "tokenizer": tokenizer, "images": images, "logits": logit_report, "image_logits_as_trained": as_trained,
+            "end_of_turn": eot, "image_replies": replies,
+            "summary": {"nmse": logit_report["nmse"], "top1": logit_report["top1"], "kl": logit_report["kl"],
+                        "tokenizer_ok": tokenizer["ok"],
+                        "max_pixel_diff": max(im["max_pixel_diff"] for im in images),
+                        "vision_nmse": max(im["vision_nmse"] for im in images),
+                        "as_trained_top1": as_trained and as_trained["top1"], "as_trained_kl": as_trained and as_trained["kl"],
+                        "free_run_stops": f"{free_stops}/{sum(r['hf_stopped'] for r in eot['runs'] + replies)}",
+                        "same_greedy_text": f"{sum(r['same_tokens'] for r in eot['runs'] + replies)}/{len(eot['runs']) + len(replies)}"}}

@@ -1,0 +1,62 @@
+"""Add a VLM's vision and embedding graphs to the builder's decoder, and tie the three together.
+
+    build_vlm_parts(model_dir, folder, pipeline)
+
+`folder` holds what the model builder wrote with exclude_embeds=true (model.onnx takes
+inputs_embeds). This traces vision.onnx and embedding.onnx from the HF model (vlm_graphs.py),
+writes processor_config.json (onnxruntime-extensions' image preprocessing) and turns
+genai_config.json into the multimodal pipeline's: model.type, model.vision, model.embedding,
+model.image_token_id.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from exporters.onnx.vlm_pipelines import VlmPipeline, genai_sections, image_processor_settings
+
+
+def decoder_input_dtype(folder: Path, genai_config: dict):
+    """The torch dtype of the decoder's inputs_embeds (fp32, or fp16/bf16 for GPU targets)."""
+    import onnx
+    import torch
+
+    graph = onnx.load(str(folder / genai_config["model"]["decoder"]["filename"]), load_external_data=False).graph
+    elem = next(i.type.tensor_type.elem_type for i in graph.input if i.name == "inputs_embeds")
+    return {onnx.TensorProto.FLOAT: torch.float32, onnx.TensorProto.FLOAT16: torch.float16,
+            onnx.TensorProto.BFLOAT16: torch.bfloat16}[elem]
+
+
+def build_vlm_parts(model_dir: Path, folder: Path, pipeline: VlmPipeline) -> dict:
+    """Write vision.onnx, embedding.onnx and processor_config.json into `folder`; returns the new genai_config."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    from exporters.onnx.vlm_graphs import export_graph, image_features_module, merged_embedding_module
+
+    model_dir, folder = Path(model_dir), Path(folder)
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    genai_path = folder / "genai_config.json"
+    genai = json.loads(genai_path.read_text(encoding="utf-8"))
+    model = AutoModelForImageTextToText.from_pretrained(str(model_dir), dtype=torch.float32).eval()
+    image_token = int(model.config.image_token_id)
+
+    pixels = torch.zeros(pipeline.sample_pixels(config))
+    export_graph(image_features_module(model), (pixels,), folder / "vision.onnx",
+                 inputs={"pixel_values": {0: "num_images"}}, outputs={"image_features": {0: "num_image_tokens"}})
+    with torch.no_grad():
+        features = image_features_module(model)(pixels)
+    ids = torch.tensor([[0] + [image_token] * features.shape[0] + [0]])
+    export_graph(merged_embedding_module(model, image_token, decoder_input_dtype(folder, genai)), (ids, features),
+                 folder / "embedding.onnx",
+                 inputs={"input_ids": {0: "batch_size", 1: "sequence_length"},
+                         "image_features": {0: "num_image_tokens"}},
+                 outputs={"inputs_embeds": {0: "batch_size", 1: "sequence_length"}})
+
+    image = image_processor_settings(model_dir)
+    (folder / "processor_config.json").write_text(json.dumps(pipeline.processor_config(config, image), indent=2),
+                                                  encoding="utf-8")
+    genai["model"].update(type=pipeline.genai_type, image_token_id=image_token, **genai_sections(genai["model"]["decoder"]))
+    genai_path.write_text(json.dumps(genai, indent=4), encoding="utf-8")
+    return genai
