@@ -26,7 +26,7 @@ def _vlm_folder_of(ref: str) -> bool:
         return False
     if is_vlm_folder(p):
         return True
-    for sub in ("adapter", "merged", "."):
+    for sub in ("adapter", "merged", "final", "."):  # final/: a full fine-tune's model
         folder = p / sub
         if (folder / "processor_config.json").is_file() or (folder / "preprocessor_config.json").is_file():
             return True

@@ -6,6 +6,7 @@ Qwen2-VL or Qwen2.5-VL: engine/vision/tiny_qwen2_vl.py).
     python -m engine.vision.tiny_vlm runs/tiny-vlm --lm smollm2-135m-instruct      # SmolLM2 reads the images
     python -m engine.vision.tiny_vlm /tmp/vlm --lm smollm2-135m-instruct --random-lm --hidden 64
     python -m engine.vision.tiny_vlm /tmp/tiny-gemma3 --family gemma3                 # Gemma 3, all random (tiny_gemma3.py)
+    python -m engine.vision.tiny_vlm /tmp/gemma3-256 --family gemma3 --image-size 64 --patch-size 4 --image-tokens 256
     python -m engine.vision.tiny_vlm runs/tiny-llava --family llava --lm smollm2-135m-instruct   # LLaVA (tiny_llava.py)
     python -m engine.vision.tiny_vlm /tmp/tiny-qwen2-vl --family qwen2_vl             # Qwen2-VL, all random (tiny_qwen2_vl.py)
     python -m engine.vision.tiny_vlm /tmp/tiny-qwen2.5-vl --family qwen2_5_vl         # Qwen2.5-VL, likewise
@@ -98,6 +99,10 @@ def main(argv=None) -> int:
     p.add_argument("--hidden", type=int, default=64, help="Vision tower width (and the random LM's; gemma3, qwen2_vl, "
                                                           "qwen2_5_vl: the LM's, its tower is half as wide).")
     p.add_argument("--image-size", type=int, default=32, help="Pixels per side the vision tower sees.")
+    p.add_argument("--image-tokens", type=int, default=4,
+                   help="gemma3 only: soft tokens per image (a square; 256 as in a real Gemma 3, which ONNX Runtime "
+                        "GenAI's Gemma 3 pipeline needs: use it with --image-size 64 --patch-size 4).")
+    p.add_argument("--patch-size", type=int, default=8, help="gemma3 only: pixels per side of a vision patch.")
     p.add_argument("--family", choices=sorted(TINY_BUILDERS), default="idefics3",
                    help="VLM family: idefics3 (SmolVLM-style, from --lm), llava (CLIP tower + MLP projector, from --lm), "
                         "gemma3, qwen2_vl or qwen2_5_vl (all random; --lm gives the tokenizer).")
@@ -121,7 +126,9 @@ def _build_llava(out, lm_dir, args):
 def _build_gemma3(out, lm_dir, args):
     from engine.vision.tiny_gemma3 import build_tiny_gemma3
 
-    return build_tiny_gemma3(out, lm_dir, hidden=args.hidden, image_size=args.image_size)
+    # a sliding window that covers 256 image tokens and the question, as a real Gemma 3's 1024 does
+    return build_tiny_gemma3(out, lm_dir, hidden=args.hidden, image_size=args.image_size, patch_size=args.patch_size,
+                             tokens_per_image=args.image_tokens, sliding_window=max(256, 2 * args.image_tokens))
 
 
 def _build_qwen2_vl(out, lm_dir, args):

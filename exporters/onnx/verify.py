@@ -172,16 +172,19 @@ def check_end_of_turn(chat_model, hf_model, hf_tok) -> dict:
 
     eos = int(hf_tok.eos_token_id)
     eos_in_config = eos in chat_model.eos_ids
+    # HF stops where the export stops: at any of genai_config's end ids (Gemma's <end_of_turn> beside <eos>)
+    stops = sorted(chat_model.eos_ids | {eos})
     runs = []
     for question in CHAT_PROMPTS:
         prompt_ids = hf_tok(_chat_text(hf_tok, question), add_special_tokens=False)["input_ids"]
         with torch.no_grad():
             out = hf_model.generate(torch.tensor([prompt_ids]), attention_mask=torch.ones(1, len(prompt_ids), dtype=torch.long),
-                                    max_new_tokens=MAX_NEW_TOKENS, do_sample=False, eos_token_id=eos,
+                                    max_new_tokens=MAX_NEW_TOKENS, do_sample=False, eos_token_id=stops,
                                     pad_token_id=hf_tok.pad_token_id if hf_tok.pad_token_id is not None else eos)
         ref = [int(t) for t in out[0, len(prompt_ids):]]
-        hf_stopped = eos in ref
-        ref = ref[: ref.index(eos)] if hf_stopped else ref
+        end = next((i for i, t in enumerate(ref) if t in stops), None)
+        hf_stopped = end is not None
+        ref = ref[:end] if hf_stopped else ref
         ours = list(chat_model.generate_ids(prompt_ids, MAX_NEW_TOKENS))
         run = {"prompt": question, "hf_tokens": len(ref), "hf_stopped": hf_stopped,
                "onnx_tokens": len(ours), "onnx_stopped": chat_model.last.stop_reason == "eos",

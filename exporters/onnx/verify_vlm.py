@@ -15,8 +15,9 @@ and the results are compared with transformers' on the same prompt and picture:
    computing what the runtime computes: NMSE, top-1 and KL judged by the precision's bounds
    (verify.BOUNDS). Where transformers attends differently inside an image (Gemma 3's
    bidirectional image attention, `token_type_ids`), the runtime's causal-only graph is also
-   compared with transformers' own forward and the difference reported ("as_trained"): that is
-   what a user of the runtime gets, but it is a property of the runtime, not of the export.
+   compared with transformers' own forward at the positions after the image and the difference
+   reported ("as_trained"): that is what a user of the runtime gets, but it is a property of the
+   runtime, not of the export.
 5. Greedy replies to the image prompts, onnxruntime-genai against transformers' generate.
 """
 
@@ -67,6 +68,13 @@ def _pool(rows: list[dict]) -> dict:
     return {"prompts": len(rows), "positions": n, "nmse": max(r["nmse"] for r in rows),
             "top1": sum(r["top1"] * r["tokens"] for r in rows) / n, "kl": sum(r["kl"] * r["tokens"] for r in rows) / n,
             "per_prompt": rows}
+
+
+def _fresh(hf_model):
+    """The model with no positions left over from the last prompt (Qwen-VL caches its M-RoPE offsets)."""
+    if hasattr(getattr(hf_model, "model", None), "rope_deltas"):
+        hf_model.model.rope_deltas = None
+    return hf_model
 
 
 class _Runtime:
@@ -139,16 +147,22 @@ def verify_vlm_export(folder: str | Path, hf_dir: str | Path, precision: str) ->
         ref_in = processor(text=[prompt], images=[[open_image(image_path)]], add_special_tokens=False, return_tensors="pt")
         ids, pixels, logits, reply, stopped = runtime.run(prompt, image_path, MAX_NEW_TOKENS)
         same_ids = ids.tolist() == ref_in["input_ids"][0].tolist()
+        image_token = int(hf_model.config.image_token_id)
+        after_image = slice(max((i for i, t in enumerate(ids.tolist()) if t == image_token), default=-1) + 1, None)
         pixel_diff = float(np.abs(pixels.reshape(ref_in["pixel_values"].shape) - ref_in["pixel_values"].numpy()).max())
+        vision_in = {i.name: ref_in[i.name] for i in vision.get_inputs()}  # pixel_values (+ image_grid_thw)
         with torch.no_grad():
-            ref_features = hf_model.model.get_image_features(pixel_values=ref_in["pixel_values"])
-            ref_features = getattr(ref_features, "pooler_output", ref_features).reshape(-1, hf_model.config.text_config.hidden_size)
-            features = vision.run(None, {"pixel_values": ref_in["pixel_values"].numpy()})[0]
-            as_trained = hf_model(**ref_in).logits[0].numpy()
+            ref_features = hf_model.model.get_image_features(**vision_in)
+            ref_features = getattr(ref_features, "pooler_output", ref_features)
+            if isinstance(ref_features, (list, tuple)):  # one tensor per image (Qwen)
+                ref_features = torch.cat(list(ref_features))
+            ref_features = ref_features.reshape(-1, hf_model.config.text_config.hidden_size)
+            features = vision.run(None, {k: v.numpy() for k, v in vision_in.items()})[0]
+            as_trained = _fresh(hf_model)(**ref_in).logits[0].numpy()
             # what the runtime computes: every position attends causally (no token_type_ids)
-            causal = hf_model(**{k: v for k, v in ref_in.items() if k != "token_type_ids"}).logits[0].numpy()
-            out = hf_model.generate(**ref_in, max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
-                                    eos_token_id=sorted(chat_model.eos_ids), pad_token_id=hf_tok.pad_token_id)
+            causal = _fresh(hf_model)(**{k: v for k, v in ref_in.items() if k != "token_type_ids"}).logits[0].numpy()
+            out = _fresh(hf_model).generate(**ref_in, max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
+                                            eos_token_id=sorted(chat_model.eos_ids), pad_token_id=hf_tok.pad_token_id)
         ref_reply = [int(t) for t in out[0, ref_in["input_ids"].shape[1]:]]
         hf_stopped = any(t in chat_model.eos_ids for t in ref_reply)
         ref_reply = ref_reply[:next((i for i, t in enumerate(ref_reply) if t in chat_model.eos_ids), len(ref_reply))]
@@ -157,7 +171,8 @@ def verify_vlm_export(folder: str | Path, hf_dir: str | Path, precision: str) ->
                        "max_pixel_diff": pixel_diff, "vision_nmse": vision_nmse})
         if same_ids:
             graph_rows.append(_stats(logits, causal))
-            trained_rows.append(_stats(logits, as_trained))
+            if "token_type_ids" in ref_in:  # transformers attends both ways inside an image; the runtime cannot
+                trained_rows.append(_stats(logits[after_image], as_trained[after_image]))
         k = next((i for i, (a, b) in enumerate(zip(reply, ref_reply)) if a != b), min(len(reply), len(ref_reply)))
         run = {"prompt": question, "image": image_path.name, "hf_tokens": len(ref_reply), "hf_stopped": hf_stopped,
                "onnx_tokens": len(reply), "onnx_stopped": stopped, "same_tokens": reply == ref_reply, "common_prefix": k,
@@ -167,9 +182,10 @@ def verify_vlm_export(folder: str | Path, hf_dir: str | Path, precision: str) ->
             with torch.no_grad():
                 full = {**ref_in, "input_ids": torch.cat([ref_in["input_ids"], torch.tensor([ref_reply[:k]], dtype=torch.long)], 1)}
                 full["attention_mask"] = torch.ones_like(full["input_ids"])
-                if "token_type_ids" in full:
-                    full["token_type_ids"] = torch.cat([ref_in["token_type_ids"], torch.zeros(1, k, dtype=torch.long)], 1)
-                logp = hf_model(**full).logits[0, -1].double().log_softmax(-1)
+                for name in ("token_type_ids", "mm_token_type_ids"):  # the reply's tokens are text
+                    if name in full:
+                        full[name] = torch.cat([ref_in[name], torch.zeros(1, k, dtype=ref_in[name].dtype)], 1)
+                logp = _fresh(hf_model)(**full).logits[0, -1].double().log_softmax(-1)
             run["divergence"] = {"position": k, "hf_token": hf_tok.decode([ref_reply[k]]), "onnx_token": hf_tok.decode([reply[k]]),
                                  "hf_logprob_gap": round(float(logp[ref_reply[k]] - logp[reply[k]]), 4)}
         replies.append(run)
@@ -180,7 +196,7 @@ def verify_vlm_export(folder: str | Path, hf_dir: str | Path, precision: str) ->
                                                tokenize=False, add_generation_prompt=True)
         ids, _, logits, _, _ = runtime.run(prompt, None, 1)
         with torch.no_grad():
-            ref = hf_model(input_ids=torch.from_numpy(ids)[None]).logits[0].numpy()
+            ref = _fresh(hf_model)(input_ids=torch.from_numpy(ids)[None]).logits[0].numpy()
         text_rows.append(_stats(logits, ref))
 
     logit_report = _pool(graph_rows + text_rows) if graph_rows else {"nmse": float("inf"), "top1": 0.0, "kl": float("inf")}

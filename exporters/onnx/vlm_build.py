@@ -42,11 +42,11 @@ def build_vlm_parts(model_dir: Path, folder: Path, pipeline: VlmPipeline) -> dic
     model = AutoModelForImageTextToText.from_pretrained(str(model_dir), dtype=torch.float32).eval()
     image_token = int(model.config.image_token_id)
 
-    pixels = torch.zeros(pipeline.sample_pixels(config))
-    export_graph(image_features_module(model), (pixels,), folder / "vision.onnx",
-                 inputs={"pixel_values": {0: "num_images"}}, outputs={"image_features": {0: "num_image_tokens"}})
+    module, example, axes = pipeline.vision(model)
+    export_graph(module, tuple(example.values()), folder / "vision.onnx",
+                 inputs={name: axes.get(name, {}) for name in example}, outputs={"image_features": axes["image_features"]})
     with torch.no_grad():
-        features = image_features_module(model)(pixels)
+        features = module(*example.values())
     ids = torch.tensor([[0] + [image_token] * features.shape[0] + [0]])
     export_graph(merged_embedding_module(model, image_token, decoder_input_dtype(folder, genai)), (ids, features),
                  folder / "embedding.onnx",
@@ -57,6 +57,8 @@ def build_vlm_parts(model_dir: Path, folder: Path, pipeline: VlmPipeline) -> dic
     image = image_processor_settings(model_dir)
     (folder / "processor_config.json").write_text(json.dumps(pipeline.processor_config(config, image), indent=2),
                                                   encoding="utf-8")
-    genai["model"].update(type=pipeline.genai_type, image_token_id=image_token, **genai_sections(genai["model"]["decoder"]))
+    model_extras, vision_extras = pipeline.genai_extras(model, model_dir)
+    genai["model"].update(type=pipeline.genai_type, image_token_id=image_token, **model_extras,
+                          **genai_sections(genai["model"]["decoder"], list(example), vision_extras))
     genai_path.write_text(json.dumps(genai, indent=4), encoding="utf-8")
     return genai

@@ -61,8 +61,18 @@ def processor_config(config: dict, image: dict) -> dict:
     return {"processor": {"name": "gemma_3_image_processing", "transforms": [{"operation": op} for op in ops]}}
 
 
+def vision(model):
+    """The tower + projector on one square image: pixel_values [images, 3, H, W] -> [images x 256, hidden]."""
+    import torch
+
+    from exporters.onnx.vlm_graphs import image_features_module
+
+    side = int(model.config.vision_config.image_size)
+    return (image_features_module(model), {"pixel_values": torch.zeros(1, 3, side, side)},
+            {"pixel_values": {0: "num_images"}, "image_features": {0: "num_image_tokens"}})
+
+
 GEMMA3 = register_vlm_pipeline(VlmPipeline(
     arch="Gemma3ForConditionalGeneration", families="Gemma 3 4B/12B/27B with images", genai_type="gemma3",
-    check=check, processor_config=processor_config,
-    sample_pixels=lambda config: (1, 3, _size(config), _size(config)),
+    check=check, processor_config=processor_config, vision=vision,
 ))

@@ -7,7 +7,8 @@ settings) and the genai_config sections that tie vision.onnx and embedding.onnx 
 builder's decoder. A new family is one module that registers its pipeline; the graphs
 themselves are vlm_graphs.py's. The builder (0.18) builds the decoders of
 Gemma3ForConditionalGeneration, Qwen2_5_VLForConditionalGeneration, Qwen3VL, Mistral3, LFM2-VL,
-Phi-3-vision and Phi-4-multimodal; of the VLM families edgetune trains, Gemma 3 has a pipeline here.
+Phi-3-vision and Phi-4-multimodal; of the VLM families edgetune trains, Gemma 3 and Qwen2.5-VL have
+a pipeline here (vlm_gemma3.py, vlm_qwen2_5_vl.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from engine.errors import EdgetuneError
 RESAMPLE = {0: "NEAREST", 1: "LANCZOS", 2: "LINEAR", 3: "CUBIC"}
 
 
+def _no_extras(model, model_dir: Path) -> tuple[dict, dict]:
+    return {}, {}
+
+
 @dataclass(frozen=True)
 class VlmPipeline:
     """What one architecture needs to run as an ONNX Runtime GenAI multimodal pipeline."""
@@ -32,7 +37,10 @@ class VlmPipeline:
     genai_type: str  # genai_config model.type: the runtime's pipeline for it
     check: Callable[[dict, dict, Path], None]  # (config.json, image processor settings, model folder) -> or EdgetuneError
     processor_config: Callable[[dict, dict], dict]  # (config.json, image processor settings) -> processor_config.json
-    sample_pixels: Callable[[dict], tuple]  # config.json -> the vision graph's example input shape (one image)
+    # HF model -> (vision graph module, example inputs {name: tensor}, dynamic axes of inputs and output {name: {dim: name}})
+    vision: Callable
+    # (HF model, model folder) -> (extra genai_config model keys, extra model.vision keys)
+    genai_extras: Callable[..., tuple[dict, dict]] = _no_extras
 
 
 VLM_PIPELINES: dict[str, VlmPipeline] = {}
@@ -44,7 +52,7 @@ def register_vlm_pipeline(pipeline: VlmPipeline) -> VlmPipeline:
 
 
 def _load_all() -> None:
-    from exporters.onnx import vlm_gemma3  # noqa: F401  (registration)
+    from exporters.onnx import vlm_gemma3, vlm_qwen2_5_vl  # noqa: F401  (registration)
 
 
 def vlm_pipeline_for(arch: str) -> VlmPipeline | None:
@@ -84,12 +92,12 @@ def require_tokens(model_dir: Path, tokens: list[str], why: str) -> None:
                             f"Export a model whose tokenizer has them (as the original model's does).")
 
 
-def genai_sections(decoder: dict) -> dict:
+def genai_sections(decoder: dict, vision_inputs: list[str], vision_extras: dict) -> dict:
     """genai_config model.vision / model.embedding for vision.onnx and embedding.onnx (the decoder's session options)."""
     options = decoder.get("session_options", {"log_id": "onnxruntime-genai", "provider_options": []})
     return {
-        "vision": {"filename": "vision.onnx", "config_filename": "processor_config.json",
-                   "inputs": {"pixel_values": "pixel_values"}, "outputs": {"image_features": "image_features"},
+        "vision": {"filename": "vision.onnx", "config_filename": "processor_config.json", **vision_extras,
+                   "inputs": {name: name for name in vision_inputs}, "outputs": {"image_features": "image_features"},
                    "session_options": options},
         "embedding": {"filename": "embedding.onnx",
                       "inputs": {"input_ids": "input_ids", "image_features": "image_features"},
