@@ -18,8 +18,10 @@ def _gguf_supported() -> list[str]:
 
 def _onnx_supported() -> list[str]:
     from exporters.onnx.architectures import ARCHITECTURES
+    from exporters.onnx.vlm_pipelines import VLM_PIPELINES, supported_vlms
 
-    return sorted(ARCHITECTURES)
+    supported_vlms()  # loads the VLM pipeline registry
+    return sorted(ARCHITECTURES) + sorted(VLM_PIPELINES)
 
 
 # target -> function listing the HF architecture class names it converts

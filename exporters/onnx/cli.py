@@ -3,6 +3,7 @@
     engine export onnx smollm2-135m-instruct --precision int4
     engine export onnx runs/quickstart --precision int4 --target mobile
     engine export onnx runs/quickstart --precision fp16 --target cuda --events -
+    engine export onnx runs/shapes-gemma3 --precision int4          # a Gemma 3 / Qwen2.5-VL run: images too
 
 Imports nothing heavy at module level: `engine --help` must not load torch or onnx.
 """
@@ -21,7 +22,9 @@ def add_parser(sub) -> None:
         "onnx", help="ONNX Runtime GenAI model (KV cache, int4) for CPUs, phones and GPUs, verified against the HF model.",
         description="Build an ONNX Runtime GenAI model folder with onnxruntime_genai.models.builder, check it against "
                     "the Hugging Face model (tokenizer, logits, end-of-turn) and time it. Supported precision/target "
-                    f"pairs: {supported_pairs()}.",
+                    f"pairs: {supported_pairs()}. A Gemma 3 or Qwen2.5-VL vision-language model exports as ONNX Runtime "
+                    "GenAI's multimodal pipeline (vision.onnx + embedding.onnx + the decoder + processor_config.json), "
+                    "verified with images through onnxruntime-genai; other VLMs are refused before any work.",
     )
     p.add_argument("source", help="A run folder (merged first) or any model spec: smollm2-135m-instruct, an HF folder, a .gguf.")
     p.add_argument("--precision", default=None, choices=list(PRECISIONS),

@@ -212,7 +212,13 @@ class OnnxExporter:
             "speed": speed,
         }
         (tmp / "export.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
-        write_readme(tmp, info, self.target, genai_config, prompt_pattern(tokenizer_from_dir(model_dir, default_template=EXPORT_FALLBACK)))
+        hf_tok = tokenizer_from_dir(model_dir, default_template=EXPORT_FALLBACK)
+        image_prompt = None
+        if "vision" in genai_config["model"]:
+            image_prompt = hf_tok.apply_chat_template(
+                [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is in this picture?"}]}],
+                tokenize=False, add_generation_prompt=True)
+        write_readme(tmp, info, self.target, genai_config, prompt_pattern(hf_tok), image_prompt)
         return info
 
     @staticmethod

@@ -28,8 +28,11 @@ def kv_cache_mb(genai_config: dict) -> float:
     return 2 * d["num_hidden_layers"] * d["num_key_value_heads"] * d["head_size"] * tokens * 4 / 2**20
 
 
-def write_readme(folder: Path, info: dict, target: Target, genai_config: dict, pattern: str) -> Path:
-    """Write folder/README.md from the export's facts (`info` is what export.json holds)."""
+def write_readme(folder: Path, info: dict, target: Target, genai_config: dict, pattern: str,
+                 image_prompt: str | None = None) -> Path:
+    """Write folder/README.md from the export's facts (`info` is what export.json holds).
+
+    `image_prompt`: for a VLM export, a one-image chat prompt as the model's template renders it."""
     v = info.get("verification") or {}
     verified = ("not run (--no-verify)" if not v else
                 f"{'passed' if v['passed'] else 'FAILED'} — logits vs the HF model in fp32: NMSE {v['nmse']:.2e}, "
@@ -82,6 +85,8 @@ def write_readme(folder: Path, info: dict, target: Target, genai_config: dict, p
         "",
         "Or with edgetune: `from engine.runtimes.onnx_genai import OnnxChatModel`.",
     ]
+    if image_prompt is not None:
+        lines += _image_section(genai_config, image_prompt)
     if target.name == "mobile":
         weights_mb = info["size_mb"]
         lines += [
@@ -119,6 +124,35 @@ def write_readme(folder: Path, info: dict, target: Target, genai_config: dict, p
     path = Path(folder) / "README.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def _image_section(genai_config: dict, image_prompt: str) -> list[str]:
+    """How to ask about a picture: the multimodal processor expands the image placeholder and makes the pixels."""
+    model = genai_config["model"]
+    return [
+        "",
+        "## With an image",
+        "",
+        f"This is ONNX Runtime GenAI's `{model['type']}` multimodal pipeline: `{model['vision']['filename']}` (vision "
+        f"encoder + projector) turns the picture into image features, `{model['embedding']['filename']}` puts them in "
+        f"place of the image tokens, the decoder does the rest; `processor_config.json` is the image preprocessing "
+        f"(onnxruntime-extensions). One image per prompt.",
+        "",
+        "```python",
+        "processor = model.create_multimodal_processor()",
+        f"prompt = {image_prompt!r}  # the chat template with an image part",
+        'inputs = processor(prompt, images=og.Images.open("photo.png"))',
+        "params = og.GeneratorParams(model)",
+        'params.set_search_options(max_length=1024, do_sample=False)',
+        "generator = og.Generator(model, params)",
+        "generator.set_inputs(inputs)",
+        "while not generator.is_done():",
+        "    generator.generate_next_token()",
+        '    print(processor.decode(generator.get_next_tokens()[0]), end="", flush=True)',
+        "```",
+        "",
+        "Or with edgetune: `engine chat PATH/TO/THIS/FOLDER --image photo.png`.",
+    ]
 
 
 def _kotlin_string(s: str) -> str:

@@ -59,6 +59,6 @@ def build_vlm_parts(model_dir: Path, folder: Path, pipeline: VlmPipeline) -> dic
                                                   encoding="utf-8")
     model_extras, vision_extras = pipeline.genai_extras(model, model_dir)
     genai["model"].update(type=pipeline.genai_type, image_token_id=image_token, **model_extras,
-                          **genai_sections(genai["model"]["decoder"], list(example), vision_extras))
+                          **genai_sections(list(example), vision_extras))
     genai_path.write_text(json.dumps(genai, indent=4), encoding="utf-8")
     return genai

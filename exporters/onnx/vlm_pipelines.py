@@ -92,14 +92,15 @@ def require_tokens(model_dir: Path, tokens: list[str], why: str) -> None:
                             f"Export a model whose tokenizer has them (as the original model's does).")
 
 
-def genai_sections(decoder: dict, vision_inputs: list[str], vision_extras: dict) -> dict:
-    """genai_config model.vision / model.embedding for vision.onnx and embedding.onnx (the decoder's session options)."""
-    options = decoder.get("session_options", {"log_id": "onnxruntime-genai", "provider_options": []})
+def genai_sections(vision_inputs: list[str], vision_extras: dict) -> dict:
+    """genai_config model.vision / model.embedding for vision.onnx and embedding.onnx.
+
+    No session_options of their own: the runtime then uses the decoder's, so choosing the
+    execution provider at load time (OnnxChatModel runs a CUDA export on the CPU) covers all three."""
     return {
         "vision": {"filename": "vision.onnx", "config_filename": "processor_config.json", **vision_extras,
-                   "inputs": {name: name for name in vision_inputs}, "outputs": {"image_features": "image_features"},
-                   "session_options": options},
+                   "inputs": {name: name for name in vision_inputs}, "outputs": {"image_features": "image_features"}},
         "embedding": {"filename": "embedding.onnx",
                       "inputs": {"input_ids": "input_ids", "image_features": "image_features"},
-                      "outputs": {"inputs_embeds": "inputs_embeds"}, "session_options": options},
+                      "outputs": {"inputs_embeds": "inputs_embeds"}},
     }

@@ -63,9 +63,10 @@ def test_tiny_model_every_precision_builds_loads_and_verifies(tiny_model_dir, tm
     assert {"build", "verify", "done"} <= {e["stage"] for e in events if e["type"] == "export_progress"}
 
 
-@pytest.mark.parametrize("arch", ["qwen2", "gemma2"])
+@pytest.mark.parametrize("arch", ["qwen2", "gemma2", "gemma3"])
 def test_tiny_models_of_other_families_export_and_verify(tiny_models, tmp_path, arch):  # noqa: F811
-    """Beyond Llama: a byte-level BPE (Qwen2) and a SentencePiece (Gemma 2, no system role) tokenizer."""
+    """Beyond Llama: a byte-level BPE (Qwen2) and a SentencePiece (Gemma 2, no system role) tokenizer; Gemma 3,
+    whose per-layer-type rope settings (transformers 5) the builder reads only through builder_child.py."""
     result = _export(tiny_models[arch], tmp_path / f"onnx-{arch}", "fp32")
     v = result.verification
     assert v["passed"], v["failures"]
@@ -174,3 +175,4 @@ def test_tuned_smollm2_fp32_matches_hf(tuned_run):
     assert all(r["same_tokens"] for r in v["end_of_turn"]["runs"])  # greedy text identical to the HF model
     assert (tuned_run / "adapter" / "adapter_config.json").is_file()  # a real LoRA run ...
     assert (tuned_run / "merged" / "config.json").is_file()  # ... merged on demand by the export
+

@@ -121,10 +121,11 @@ def test_onnx_vlm_chat_with_an_image_matches_the_run(exported, exportable_run, s
         session.ask("Compare them.")
 
 
-def test_int4_decoder_with_the_fp32_vision_side_verifies(exportable_dir, tmp_path):
+@pytest.mark.parametrize("precision", ["int4", "fp16"])  # fp16 builds for CUDA; verified on the CPU
+def test_quantised_decoder_with_the_fp32_vision_side_verifies(exportable_dir, tmp_path, precision):
     from exporters.onnx.exporter import OnnxExporter
 
-    result = OnnxExporter(str(exportable_dir), precision="int4", out=tmp_path / "onnx-int4", speed=False,
+    result = OnnxExporter(str(exportable_dir), precision=precision, out=tmp_path / f"onnx-{precision}", speed=False,
                           say=lambda s: None).run()
     assert result.verification["passed"], result.verification["failures"]
     assert result.verification["summary"]["vision_nmse"] < 1e-6  # the vision graph stays fp32
