@@ -97,6 +97,9 @@ register_target(Target(
 register_target(Target(
     "cuda", "cuda", ("int4", "int8", "fp16", "fp32"),
     "NVIDIA GPU with onnxruntime-genai-cuda.",
+    # the builder otherwise folds Q/K RMSNorm (Gemma 3, Qwen3) into GroupQueryAttention, which only the CUDA and
+    # WebGPU providers run: the export could not be verified on the CPU, where every export is checked
+    builder_options={"fuse_qk_norm_gqa": "false"},
 ))
 register_target(Target(
     "dml", "dml", ("int4", "fp16"),

@@ -65,6 +65,7 @@ class OnnxExporter:
         self.speed = speed
         self.sink = sink or EventSink()
         self.say = say
+        self.vlm_parts: Optional[dict] = None  # a VLM's vision/embedding storage, once built
 
     def progress(self, stage: str, fraction: float, text: Optional[str] = None) -> None:
         self.sink.emit("export_progress", target="onnx", stage=stage, fraction=round(fraction, 3))
@@ -138,7 +139,7 @@ class OnnxExporter:
 
             self.progress("build", 0.70, f"onnx: tracing the vision encoder + projector (vision.onnx) and the "
                                          f"image-token embedding (embedding.onnx) for the {pipeline.genai_type} pipeline ...")
-            build_vlm_parts(model_dir, tmp, pipeline)
+            self.vlm_parts = build_vlm_parts(model_dir, tmp, pipeline, self.precision)
         build_s = time.perf_counter() - started
         changes = fix_tokenizer_json(tmp)
         genai_config = tune_genai_config(tmp, t)
@@ -154,7 +155,7 @@ class OnnxExporter:
             if pipeline:
                 from exporters.onnx.verify_vlm import verify_vlm_export
 
-                verification = verify_vlm_export(tmp, model_dir, self.precision)
+                verification = verify_vlm_export(tmp, model_dir, self.precision, self.vlm_parts["vision_weights"])
             else:
                 verification = verify_export(tmp, model_dir, self.precision)
             (tmp / "verify.json").write_text(json.dumps(verification, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -210,6 +211,7 @@ class OnnxExporter:
             "files": {f.name: f.stat().st_size for f in sorted(tmp.iterdir()) if f.is_file()},
             "verification": verification and {"passed": verification["passed"], **verification["summary"]},
             "speed": speed,
+            **({"vision_language": self.vlm_parts} if self.vlm_parts else {}),
         }
         (tmp / "export.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
         hf_tok = tokenizer_from_dir(model_dir, default_template=EXPORT_FALLBACK)

@@ -28,12 +28,15 @@ def decoder_input_dtype(folder: Path, genai_config: dict):
             onnx.TensorProto.BFLOAT16: torch.bfloat16}[elem]
 
 
-def build_vlm_parts(model_dir: Path, folder: Path, pipeline: VlmPipeline) -> dict:
-    """Write vision.onnx, embedding.onnx and processor_config.json into `folder`; returns the new genai_config."""
+def build_vlm_parts(model_dir: Path, folder: Path, pipeline: VlmPipeline, precision: str = "fp32") -> dict:
+    """Write vision.onnx, embedding.onnx and processor_config.json into `folder` and tie them in genai_config.json;
+    returns how the two graphs store their weights (for verification and export.json).
+
+    `precision` (the export's) picks the vision weights and embedding table storage (vlm_graphs.VISION_AND_TABLE)."""
     import torch
     from transformers import AutoModelForImageTextToText
 
-    from exporters.onnx.vlm_graphs import export_graph, image_features_module, merged_embedding_module
+    from exporters.onnx.vlm_graphs import VISION_AND_TABLE, export_graph, merged_embedding_module, quantize_vision_int8
 
     model_dir, folder = Path(model_dir), Path(folder)
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
@@ -47,8 +50,11 @@ def build_vlm_parts(model_dir: Path, folder: Path, pipeline: VlmPipeline) -> dic
                  inputs={name: axes.get(name, {}) for name in example}, outputs={"image_features": axes["image_features"]})
     with torch.no_grad():
         features = module(*example.values())
+    vision_weights, table = VISION_AND_TABLE[precision]
+    if vision_weights == "int8":
+        quantize_vision_int8(folder / "vision.onnx")
     ids = torch.tensor([[0] + [image_token] * features.shape[0] + [0]])
-    export_graph(merged_embedding_module(model, image_token, decoder_input_dtype(folder, genai)), (ids, features),
+    export_graph(merged_embedding_module(model, image_token, decoder_input_dtype(folder, genai), table), (ids, features),
                  folder / "embedding.onnx",
                  inputs={"input_ids": {0: "batch_size", 1: "sequence_length"},
                          "image_features": {0: "num_image_tokens"}},
@@ -61,4 +67,4 @@ def build_vlm_parts(model_dir: Path, folder: Path, pipeline: VlmPipeline) -> dic
     genai["model"].update(type=pipeline.genai_type, image_token_id=image_token, **model_extras,
                           **genai_sections(list(example), vision_extras))
     genai_path.write_text(json.dumps(genai, indent=4), encoding="utf-8")
-    return genai
+    return {"pipeline": pipeline.genai_type, "vision_weights": vision_weights, "embedding_table": table}

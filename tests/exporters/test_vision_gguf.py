@@ -71,12 +71,14 @@ def test_lm_and_mmproj_written_and_verified_by_llama_cpp(vlm_family, family_merg
 
 def test_onnx_export_the_runtime_cannot_run_is_refused_before_any_work(family_vlm_dir, vlm_family):
     """Gemma 3 with 4 image tokens is refused naming the runtime's 256; the families ONNX Runtime GenAI has no
-    pipeline for name the one edgetune builds and GGUF. (test_onnx_vlm.py exports a Gemma 3 it can run.)"""
+    pipeline for name the ones edgetune builds and GGUF. (test_onnx_vlm.py exports a Gemma 3 it can run.)"""
     from exporters.onnx.architectures import check_architecture
 
     if vlm_family.name == "gemma3":
         with pytest.raises(EdgetuneError, match="into 4 tokens .*always expands an image into 256"):
             check_architecture(family_vlm_dir)
+    elif vlm_family.name == "qwen2_5_vl":  # exported and verified in test_onnx_vlm.py
+        assert check_architecture(family_vlm_dir) == "Qwen2_5_VLForConditionalGeneration"
     else:
         with pytest.raises(EdgetuneError, match="is not supported: .*Gemma3ForConditionalGeneration.*engine export gguf"):
             check_architecture(family_vlm_dir)
