@@ -57,3 +57,13 @@ def test_failed_verification_and_exporter_errors_are_dialogs(qtbot, page, fake_e
     export(qtbot, page)
     assert page.results == [("gguf", "failed")]
     assert "does not support" in page.dialog.text() and "ONNX" in page.dialog.informativeText()
+
+
+def test_an_onnx_vlm_reports_image_checks_in_the_tooltip():
+    from app.verify_table import report_row
+
+    summary = {"nmse": 3e-14, "top1": 1.0, "kl": 0.0, "tokenizer_ok": True, "free_run_stops": "5/5", "max_pixel_diff": 1.2e-7,
+               "vision_nmse": 1.3e-4, "as_trained_top1": 0.93, "as_trained_kl": 0.056}
+    cells, passed, tip = report_row("onnx-int4", {"passed": True, "failures": [], "precision": "int4", "summary": summary})
+    assert passed and cells[4] == "3.00e-14" and cells[7] == "5/5"
+    assert "image features NMSE 1.3e-04" in tip and "bidirectional image attention: top-1 93.0%" in tip
