@@ -22,6 +22,7 @@ from typing import Callable, Optional
 
 from engine.errors import EdgetuneError
 from engine.events import EventSink
+from exporters.onnx.architectures import is_vlm
 from engine.models.param_count import param_count
 from engine.formats.onnx_targets import PRECISIONS, folder_name, resolve_target
 
@@ -108,6 +109,15 @@ class OnnxExporter:
 
         params = param_count(model_dir)
         need = params * PRECISIONS[self.precision].bytes_per_param * 1.1 + 50 * 2**20
+        if is_vlm(model_dir):  # beside the decoder: the embedding table again (embedding.onnx) and the vision graph
+            from exporters.onnx.vlm_graphs import VISION_AND_TABLE
+
+            text = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8")).get("text_config") or {}
+            vision_weights, table = VISION_AND_TABLE[self.precision]
+            width = {"fp32": 4, "fp16": 2, "int8": 1}
+            vision = param_count(model_dir, only=lambda n: any(k in n for k in ("vision", "visual", "projector")))
+            need += int(text.get("vocab_size", 0)) * int(text.get("hidden_size", 0)) * width[table]
+            need += vision * width[vision_weights]
         check_free_space(where, int(need), f"the {self.precision} ONNX export of this {params / 1e6:.0f}M-parameter model")
 
     def _build_verify_publish(self, model_dir: Path, arch: str, final: Path, tmp: Path, stage: Path) -> OnnxExportResult:
@@ -117,7 +127,6 @@ class OnnxExporter:
         t = self.target
         self.progress("stage", 0.02, f"onnx: {arch} from {model_dir} -> {self.precision} for {t.name} "
                                      f"(execution provider {t.provider})")
-        from exporters.onnx.architectures import is_vlm
         from exporters.onnx.vlm_pipelines import vlm_pipeline_for
 
         stage_model(model_dir, stage)
