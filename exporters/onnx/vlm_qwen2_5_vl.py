@@ -3,8 +3,9 @@
 What the runtime (0.18) does with a Qwen2.5-VL prompt, and so what the export holds:
 - its Qwen image processor (onnxruntime-extensions: processor_config.json below, from the
   model's own settings) resizes each picture with Qwen's smart resize between min_pixels and
-  max_pixels, normalises it and cuts it into temporal x patch x patch patches, flattened as the
-  HF processor does; the prompt's `<|image_pad|>` becomes grid_t*grid_h*grid_w / merge² pads;
+  max_pixels (capped at MAX_IMAGE_TOKENS image tokens: edit processor_config.json to change it),
+  normalises it and cuts it into temporal x patch x patch patches, flattened as the HF processor
+  does; the prompt's `<|image_pad|>` becomes grid_t*grid_h*grid_w / merge² pads;
 - vision.onnx (vlm_qwen_vision.py) runs once per image with that image's patches and
   `image_grid_thw` [1, 3]; the decoder (the builder's, M-RoPE) gets its 3-D positions from the
   runtime, which reads image_token_id / vision_start_token_id from genai_config (without them
@@ -22,6 +23,10 @@ from engine.errors import EdgetuneError
 from exporters.onnx.vlm_pipelines import VlmPipeline, register_vlm_pipeline, require_tokens
 
 TOKENS = ["<|vision_start|>", "<|image_pad|>", "<|vision_end|>"]
+# At most this many image tokens (merged patches) per picture in the export. The traced tower attends with a
+# dense patches x patches mask: at Qwen's own max_pixels (12.8 MP, 16k tokens, 65k patches) a phone photo would
+# need terabytes of attention scores; 1024 tokens (about 900x900 px) keep a full-attention layer near 1 GB.
+MAX_IMAGE_TOKENS = 1024
 CHAT_MARKERS = ("<|im_start|>", "<|im_end|>")
 
 
@@ -50,6 +55,7 @@ def check(config: dict, image: dict, model_dir: Path) -> None:
 def processor_config(config: dict, image: dict) -> dict:
     low, high = _pixels(image)
     patch, merge, temporal = int(image["patch_size"]), int(image["merge_size"]), int(image["temporal_patch_size"])
+    high = max(low, min(high, MAX_IMAGE_TOKENS * (patch * merge) ** 2))  # larger pictures are scaled down more
     side = int(round(high ** 0.5))  # width/height are not read with smart_resize on
     ops = [
         {"name": "decode_image", "type": "DecodeImage", "attrs": {"color_space": "RGB"}},

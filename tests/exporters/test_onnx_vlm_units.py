@@ -132,3 +132,14 @@ def test_qwen2_5_vl_pad_id_that_prompts_contain_is_replaced(tmp_path, bundled_mo
     assert keys["pad_token_id"] == 0  # <|endoftext|> in SmolLM2's vocabulary, as a real Qwen pads
     assert keys["vision_start_token_id"] == model.config.vision_start_token_id
     assert vision_keys["window_size"] == model.config.vision_config.window_size
+
+
+def test_qwen2_5_vl_export_caps_the_image_tokens_of_big_pictures():
+    from exporters.onnx.vlm_qwen2_5_vl import MAX_IMAGE_TOKENS, processor_config
+
+    real = {"min_pixels": 3136, "max_pixels": 12845056, "patch_size": 14, "merge_size": 2, "temporal_patch_size": 2,
+            "image_mean": [0.5] * 3, "image_std": [0.5] * 3}  # Qwen2.5-VL-3B/7B's preprocessor_config.json
+    resize = processor_config({}, real)["processor"]["transforms"][2]["operation"]["attrs"]
+    assert resize["max_pixels"] == MAX_IMAGE_TOKENS * 28 * 28 and resize["min_pixels"] == 3136
+    tiny = {**real, "min_pixels": 1024, "max_pixels": 1024, "patch_size": 8}  # below the cap: unchanged
+    assert processor_config({}, tiny)["processor"]["transforms"][2]["operation"]["attrs"]["max_pixels"] == 1024
