@@ -18,10 +18,9 @@ def _gguf_supported() -> list[str]:
 
 def _onnx_supported() -> list[str]:
     from exporters.onnx.architectures import ARCHITECTURES
-    from exporters.onnx.vlm_pipelines import VLM_PIPELINES, supported_vlms
+    from exporters.onnx.vlm_pipelines import vlm_architectures
 
-    supported_vlms()  # loads the VLM pipeline registry
-    return sorted(ARCHITECTURES) + sorted(VLM_PIPELINES)
+    return sorted(ARCHITECTURES) + vlm_architectures()
 
 
 # target -> function listing the HF architecture class names it converts

@@ -53,17 +53,11 @@ def report_row(name: str, r: dict, size_bytes: int | None = None) -> tuple[list[
              "-" if passed is None else ("✔ pass" if passed else "✘ FAIL")]
     problems = r.get("problems") or r.get("failures") or []
     tip = "\n".join(str(p) for p in problems) or (f"reply: {r['reply']!r}" if r.get("reply") else "")
-    if r.get("vision_nmse") is not None:  # an ONNX VLM export: its image checks (verify_vlm.py)
-        tip = "\n".join(filter(None, [tip, _image_checks(r)]))
+    if r.get("vision_nmse") is not None:  # an ONNX VLM export: its image checks
+        from exporters.onnx.verify_vlm import image_checks_text
+
+        tip = "\n".join(filter(None, [tip, image_checks_text(r)]))
     return cells, passed, tip
-
-
-def _image_checks(r: dict) -> str:
-    text = f"images: pixels within {r['max_pixel_diff']:.1e} of the HF processor's, image features NMSE {r['vision_nmse']:.1e}"
-    if r.get("as_trained_top1") is not None:
-        text += (f"; after the image vs transformers' bidirectional image attention: top-1 {r['as_trained_top1']:.1%}, "
-                 f"KL {r['as_trained_kl']:.4f}")
-    return text
 
 
 def verify_rows(data: dict, label: str = "", size_bytes: int | None = None) -> list[tuple[list[str], object, str]]:

@@ -162,7 +162,7 @@ class OnnxExporter:
 
             self.progress("verify", 0.75, "onnx: verifying against the HF model in fp32 (tokenizer, logits, end of turn) ...")
             if pipeline:
-                from exporters.onnx.verify_vlm import verify_vlm_export
+                from exporters.onnx.verify_vlm import image_checks_text, verify_vlm_export
 
                 verification = verify_vlm_export(tmp, model_dir, self.precision, self.vlm_parts["vision_weights"])
             else:
@@ -173,10 +173,7 @@ class OnnxExporter:
                      f"top-1 {s['top1']:.1%}, KL {s['kl']:.4f} nats/token, tokenizer "
                      f"{'identical' if s['tokenizer_ok'] else 'DIFFERENT'}, greedy replies stopping at end-of-turn "
                      f"{s['free_run_stops']}, identical greedy text {s['same_greedy_text']}"
-                     + (f"; images: pixels within {s['max_pixel_diff']:.1e}, vision NMSE {s['vision_nmse']:.1e}"
-                        + (f", vs transformers' own image attention top-1 {s['as_trained_top1']:.1%} KL "
-                           f"{s['as_trained_kl']:.4f}" if s.get("as_trained_top1") is not None else "")
-                        if pipeline else ""))
+                     + (f"; {image_checks_text(s)}" if pipeline else ""))
             if verification["passed"] and s["free_run_stops"].split("/")[0] != s["free_run_stops"].split("/")[1]:
                 self.sink.emit("warning", message=f"{self.precision} replies parted from the HF model's at a near tie and "
                                f"then did not always stop within the check's token budget ({s['free_run_stops']}); the "

@@ -142,26 +142,36 @@ def compare_logits(folder: Path, hf_model, hf_tok, genai_config: dict) -> dict:
     decoder = genai_config["model"]["decoder"]
     session = ort.InferenceSession(str(folder / decoder["filename"]), providers=["CPUExecutionProvider"])
     prompts = [(p, True) for p in PLAIN_PROMPTS] + [(_chat_text(hf_tok, q), False) for q in CHAT_PROMPTS[1:]]
-    sq_err = sq_ref = 0.0
-    agree = positions = 0
-    kl_sum = 0.0
     per_prompt = []
     for prompt, add_special in prompts:  # a rendered chat prompt already holds its BOS
         ids = np.asarray([hf_tok(prompt, add_special_tokens=add_special)["input_ids"]], dtype=np.int64)
-        ours = session.run(["logits"], _feed(session, ids, decoder))[0][0].astype(np.float64)
+        ours = session.run(["logits"], _feed(session, ids, decoder))[0][0]
         with torch.no_grad():
-            ref = hf_model(torch.from_numpy(ids)).logits[0].double().numpy()
-        ours_t, ref_t = torch.from_numpy(ours), torch.from_numpy(ref)
-        log_p, log_q = ref_t.log_softmax(-1), ours_t.log_softmax(-1)
-        kl = (log_p.exp() * (log_p - log_q)).sum(-1)
-        top1 = ours.argmax(-1) == ref.argmax(-1)
-        e, r = float(((ours - ref) ** 2).sum()), float((ref ** 2).sum())
-        sq_err, sq_ref = sq_err + e, sq_ref + r
-        agree, positions = agree + int(top1.sum()), positions + len(top1)
-        kl_sum += float(kl.sum())
-        per_prompt.append({"tokens": len(top1), "nmse": e / r, "top1": float(top1.mean()), "kl": float(kl.mean())})
-    return {"prompts": len(prompts), "positions": positions, "nmse": sq_err / sq_ref, "top1": agree / positions,
-            "kl": kl_sum / positions, "per_prompt": per_prompt}
+            ref = hf_model(torch.from_numpy(ids)).logits[0].numpy()
+        per_prompt.append(logit_stats(ours, ref))
+    return pool_logit_stats(per_prompt)
+
+
+def logit_stats(ours, ref) -> dict:
+    """One prompt's [positions, vocab] logits against the reference: NMSE, top-1 agreement, mean KL(ref || ours)
+    in nats, and the squared sums that pool_logit_stats adds up."""
+    import torch
+
+    ours_t, ref_t = torch.as_tensor(ours, dtype=torch.float64), torch.as_tensor(ref, dtype=torch.float64)
+    log_p, log_q = ref_t.log_softmax(-1), ours_t.log_softmax(-1)
+    err, energy = float(((ours_t - ref_t) ** 2).sum()), float((ref_t ** 2).sum())
+    return {"tokens": int(ref_t.shape[0]), "nmse": err / energy,
+            "top1": float((ours_t.argmax(-1) == ref_t.argmax(-1)).double().mean()),
+            "kl": float((log_p.exp() * (log_p - log_q)).sum(-1).mean()), "sq_err": err, "sq_ref": energy}
+
+
+def pool_logit_stats(per_prompt: list[dict]) -> dict:
+    """logit_stats of several prompts as one: NMSE over all their values, top-1 and KL over all positions."""
+    positions = sum(r["tokens"] for r in per_prompt)
+    return {"prompts": len(per_prompt), "positions": positions,
+            "nmse": sum(r["sq_err"] for r in per_prompt) / sum(r["sq_ref"] for r in per_prompt),
+            "top1": sum(r["top1"] * r["tokens"] for r in per_prompt) / positions,
+            "kl": sum(r["kl"] * r["tokens"] for r in per_prompt) / positions, "per_prompt": per_prompt}
 
 
 def check_end_of_turn(chat_model, hf_model, hf_tok) -> dict:

@@ -27,7 +27,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from exporters.onnx.verify import BOUNDS, MAX_NEW_TOKENS, check_end_of_turn, check_tokenizer, judge, near_tie
+from exporters.onnx.verify import (BOUNDS, MAX_NEW_TOKENS, check_end_of_turn, check_tokenizer, judge, logit_stats,
+                                   near_tie, pool_logit_stats)
 
 IMAGE_QUESTIONS = ["What colour is the shape?", "Describe this picture in one sentence."]
 TEXT_PROMPTS = ["Write one sentence about the sea.", "What is the capital of France?"]
@@ -52,22 +53,14 @@ def sample_images(folder: Path) -> list[Path]:
     return paths
 
 
-def _stats(ours, ref) -> dict:
-    """NMSE, top-1 agreement and mean KL(ref || ours) over positions of two [positions, vocab] logit arrays."""
-    import torch
-
-    ours_t, ref_t = torch.as_tensor(ours, dtype=torch.float64), torch.as_tensor(ref, dtype=torch.float64)
-    log_p, log_q = ref_t.log_softmax(-1), ours_t.log_softmax(-1)
-    return {"tokens": int(ref_t.shape[0]), "nmse": float(((ours_t - ref_t) ** 2).sum() / (ref_t ** 2).sum()),
-            "top1": float((ours_t.argmax(-1) == ref_t.argmax(-1)).double().mean()),
-            "kl": float((log_p.exp() * (log_p - log_q)).sum(-1).mean())}
-
-
-def _pool(rows: list[dict]) -> dict:
-    n = sum(r["tokens"] for r in rows)
-    return {"prompts": len(rows), "positions": n, "nmse": max(r["nmse"] for r in rows),
-            "top1": sum(r["top1"] * r["tokens"] for r in rows) / n, "kl": sum(r["kl"] * r["tokens"] for r in rows) / n,
-            "per_prompt": rows}
+def image_checks_text(summary: dict) -> str:
+    """One line of a VLM verification's image checks (the exporter prints it, the app's table shows it)."""
+    text = (f"images: pixels within {summary['max_pixel_diff']:.1e} of the HF processor's, image features NMSE "
+            f"{summary['vision_nmse']:.1e}")
+    if summary.get("as_trained_top1") is not None:
+        text += (f"; after the image vs transformers' bidirectional image attention: top-1 "
+                 f"{summary['as_trained_top1']:.1%}, KL {summary['as_trained_kl']:.4f}")
+    return text
 
 
 def _fresh(hf_model):
@@ -172,9 +165,9 @@ def verify_vlm_export(folder: str | Path, hf_dir: str | Path, precision: str, vi
         images.append({"image": image_path.name, "question": question, "prompt_tokens": len(ids), "same_ids": same_ids,
                        "max_pixel_diff": pixel_diff, "vision_nmse": vision_nmse})
         if same_ids:
-            graph_rows.append(_stats(logits, causal))
+            graph_rows.append(logit_stats(logits, causal))
             if "token_type_ids" in ref_in:  # transformers attends both ways inside an image; the runtime cannot
-                trained_rows.append(_stats(logits[after_image], as_trained[after_image]))
+                trained_rows.append(logit_stats(logits[after_image], as_trained[after_image]))
         k = next((i for i, (a, b) in enumerate(zip(reply, ref_reply)) if a != b), min(len(reply), len(ref_reply)))
         run = {"prompt": question, "image": image_path.name, "hf_tokens": len(ref_reply), "hf_stopped": hf_stopped,
                "onnx_tokens": len(reply), "onnx_stopped": stopped, "same_tokens": reply == ref_reply, "common_prefix": k,
@@ -199,9 +192,9 @@ def verify_vlm_export(folder: str | Path, hf_dir: str | Path, precision: str, vi
         ids, _, logits, _, _ = runtime.run(prompt, None, 1)
         with torch.no_grad():
             ref = _fresh(hf_model)(input_ids=torch.from_numpy(ids)[None]).logits[0].numpy()
-        text_rows.append(_stats(logits, ref))
+        text_rows.append(logit_stats(logits, ref))
 
-    logit_report = _pool(graph_rows + text_rows) if graph_rows else {"nmse": float("inf"), "top1": 0.0, "kl": float("inf")}
+    logit_report = pool_logit_stats(graph_rows + text_rows) if graph_rows else {"nmse": float("inf"), "top1": 0.0, "kl": float("inf")}
     failures = judge(precision, tokenizer, logit_report, eot)
     bounds = BOUNDS[precision]
     for im in images:
@@ -217,7 +210,7 @@ def verify_vlm_export(folder: str | Path, hf_dir: str | Path, precision: str, vi
         if run["hf_stopped"] and not run["onnx_stopped"] and not near_tie(run, bounds):
             failures.append(f"greedy reply to '{run['prompt']}' with {run['image']} did not stop at the end-of-turn "
                             f"token within {MAX_NEW_TOKENS} tokens (the HF model stops after {run['hf_tokens']})")
-    as_trained = _pool(trained_rows) if trained_rows else None
+    as_trained = pool_logit_stats(trained_rows) if trained_rows else None
     free_stops = sum(r["onnx_stopped"] for r in eot["runs"] + replies if r["hf_stopped"])
     return {"passed": not failures, "failures": failures, "precision": precision, "provider": "cpu",
             "bounds": {"max_pixel_diff": MAX_PIXEL_DIFF, "max_vision_nmse": MAX_VISION_NMSE[vision_weights], **vars(bounds)},

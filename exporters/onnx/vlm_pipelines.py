@@ -60,9 +60,14 @@ def vlm_pipeline_for(arch: str) -> VlmPipeline | None:
     return VLM_PIPELINES.get(arch)
 
 
-def supported_vlms() -> str:
+def vlm_architectures() -> list[str]:
+    """The VLM architectures that export to ONNX."""
     _load_all()
-    return ", ".join(f"{a} ({p.families})" for a, p in VLM_PIPELINES.items())
+    return sorted(VLM_PIPELINES)
+
+
+def supported_vlms() -> str:
+    return ", ".join(f"{a} ({VLM_PIPELINES[a].families})" for a in vlm_architectures())
 
 
 def image_processor_settings(model_dir: Path) -> dict:

@@ -71,12 +71,17 @@ class OnnxChatBackend:
         """Token ids of `text` as the graph sees them: special tokens' text recognised, none added."""
         return self.model.encode(text)
 
-    def stream(self, ids: list[int], params) -> Iterator[str]:
+    _inputs: dict = {}  # prompt ids -> onnxruntime-genai inputs (pixels) that go with them; a VLM export's only
+
+    def stream(self, ids: list[int], params, inputs=None) -> Iterator[str]:
+        """Generate after `ids`; `inputs` are a VLM export's prompt_inputs (None: those of the last prompt_ids call)."""
+        if inputs is None:
+            inputs = self._inputs.get(tuple(ids))
         self.last_count = 0
         try:
             yield from self.model.stream_ids(
                 ids, params.max_tokens, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
-                repetition_penalty=params.repeat_penalty, seed=params.seed, stop_ids=self.stop_ids)
+                repetition_penalty=params.repeat_penalty, seed=params.seed, stop_ids=self.stop_ids, inputs=inputs)
         finally:
             self.last_count = len(self.model.last.ids)
 
@@ -94,10 +99,6 @@ class OnnxVisionChatBackend(OnnxChatBackend):
     def matches(ref: str) -> bool:
         return (Path(ref) / "genai_config.json").is_file() and _multimodal(ref)
 
-    def __init__(self, ref: str, template: Optional[str] = None):
-        super().__init__(ref, template)
-        self._inputs: dict = {}  # prompt ids -> the runtime inputs that go with them
-
     def prompt_inputs(self, messages: list[dict]) -> tuple[list[int], object]:
         """The prompt's ids (image tokens expanded) and onnxruntime-genai's inputs for them (pixels included)."""
         from engine.vision.chat_backend import multimodal_messages
@@ -111,14 +112,3 @@ class OnnxVisionChatBackend(OnnxChatBackend):
         ids, inputs = self.prompt_inputs(messages)
         self._inputs = {tuple(ids): inputs}  # for stream(ids, params) right after (ChatSession)
         return ids
-
-    def stream(self, ids: list[int], params, inputs=None) -> Iterator[str]:
-        if inputs is None:
-            inputs = self._inputs.get(tuple(ids))
-        self.last_count = 0
-        try:
-            yield from self.model.stream_ids(
-                ids, params.max_tokens, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
-                repetition_penalty=params.repeat_penalty, seed=params.seed, stop_ids=self.stop_ids, inputs=inputs)
-        finally:
-            self.last_count = len(self.model.last.ids)
